@@ -1,0 +1,174 @@
+"""``lariba``: run the platform and administer it."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from types import FrameType
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lariba.core import migrate as migrations
+from lariba.core.db import create_engine, create_sessionmaker
+from lariba.core.embedded import database_url_for
+from lariba.core.errors import LaribaError
+from lariba.core.logging import configure_logging
+from lariba.core.settings import Settings
+from lariba.identity.bootstrap import bootstrap
+from lariba.identity.models import SigningKey
+from lariba.identity.runtime import IdentityRuntime
+from lariba.identity.tokens import create_signing_key, retire_signing_key
+
+app = typer.Typer(
+    help="Lariba Cloud: a self-hosted cloud platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="Token signing keys: rotate, list, retire.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+T = TypeVar("T")
+
+
+class _Terminated(Exception):
+    """SIGTERM, turned into an exception so clean-up (stopping PostgreSQL) runs."""
+
+
+def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        for error in exc.errors():
+            typer.echo(f"lariba: invalid setting: {error['msg']}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _with_identity(
+    settings: Settings, url: str, action: Callable[[AsyncSession, IdentityRuntime], Awaitable[T]]
+) -> T:
+    async def run() -> T:
+        engine = create_engine(settings, url, pool_size=1, max_overflow=0)
+        runtime = IdentityRuntime.create(settings, create_sessionmaker(engine))
+        try:
+            async with runtime.sessionmaker.begin() as session:
+                return await action(session, runtime)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [LARIBA_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [LARIBA_PORT].")] = None,
+) -> None:
+    """Run the API. With no LARIBA_DATABASE_URL, starts an embedded PostgreSQL first."""
+    from lariba.app import create_app
+
+    settings = _settings(host=host, port=port)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        with database_url_for(settings) as url:
+            migrations.upgrade(url)
+            created = _with_identity(settings, url, bootstrap)
+            if created is not None:
+                _announce_admin(*created)
+            config = uvicorn.Config(
+                create_app(settings, database_url=url),
+                host=settings.host,
+                port=settings.port,
+                log_config=None,
+                access_log=False,
+                proxy_headers=True,
+                server_header=False,
+            )
+            typer.echo(
+                f"Lariba Cloud is running on http://{settings.host}:{settings.port}", err=True
+            )
+            uvicorn.Server(config).run()
+    except (KeyboardInterrupt, _Terminated):
+        pass
+    typer.echo("Lariba Cloud stopped.", err=True)
+
+
+def _announce_admin(email: str, password: str | None) -> None:
+    lines = [f"Platform admin: {email}"]
+    if password is not None:
+        lines.append(f"Password (shown once, change it after logging in): {password}")
+    else:
+        lines.append("Password: the value of LARIBA_ADMIN_PASSWORD")
+    banner = "\n".join(["=" * 72, *lines, "=" * 72])
+    print(banner, file=sys.stderr, flush=True)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations and exit."""
+    settings = _settings()
+    with database_url_for(settings) as url:
+        migrations.upgrade(url)
+    typer.echo("Database is up to date.")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Make a new signing key; the previous key keeps verifying until retired."""
+    settings = _settings()
+
+    async def rotate(session: AsyncSession, runtime: IdentityRuntime) -> str:
+        return (await create_signing_key(session, box=runtime.box)).kid
+
+    with database_url_for(settings) as url:
+        kid = _with_identity(settings, url, rotate)
+    typer.echo(f"New signing key {kid} is active. Retire older keys once their tokens expire.")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List signing keys and their status."""
+    from sqlalchemy import select
+
+    settings = _settings()
+
+    async def load(session: AsyncSession, _runtime: IdentityRuntime) -> list[tuple[str, str, str]]:
+        rows = await session.scalars(select(SigningKey).order_by(SigningKey.created_at))
+        return [(k.kid, k.status, k.created_at.isoformat()) for k in rows]
+
+    with database_url_for(settings) as url:
+        keys = _with_identity(settings, url, load)
+    for kid, status, created in keys:
+        typer.echo(f"{kid}\t{status}\t{created}")
+
+
+@keys_app.command("retire")
+def keys_retire(kid: Annotated[str, typer.Argument(help="The key id (kid) to retire.")]) -> None:
+    """Stop a key from verifying tokens. Tokens it signed stop working."""
+    settings = _settings()
+
+    async def retire(session: AsyncSession, _runtime: IdentityRuntime) -> None:
+        await retire_signing_key(session, kid)
+
+    with database_url_for(settings) as url:
+        try:
+            _with_identity(settings, url, retire)
+        except (ValueError, LaribaError) as exc:
+            typer.echo(f"lariba: {exc}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(f"Signing key {kid} is retired.")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Shared kit: settings, database, errors, pagination, logging, middleware. No business rules."""

@@ -1,0 +1,105 @@
+"""Cursor pagination: ``limit`` and an opaque ``cursor`` in, ``items`` and ``next_cursor`` out.
+
+Lists are ordered by (created_at, id), so a page never repeats or skips a row even while
+rows are being added.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel
+from sqlalchemy import Select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from lariba.core.errors import LaribaError
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+class InvalidCursor(LaribaError):
+    status = 422
+    code = "invalid_cursor"
+    title = "Invalid cursor"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "cursor: not a cursor returned by this list; start again without it",
+            extra={"errors": [{"field": "cursor", "message": "invalid", "location": "query"}]},
+        )
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    limit: int
+    after: tuple[datetime, uuid.UUID] | None
+
+
+def _decode(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, ident = json.loads(base64.urlsafe_b64decode(cursor.encode() + b"==="))
+        return datetime.fromisoformat(created), uuid.UUID(ident)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidCursor from exc
+
+
+def encode_cursor(created_at: datetime, ident: uuid.UUID) -> str:
+    raw = json.dumps([created_at.isoformat(), str(ident)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def page_request(
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1-200).")
+    ] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=512, description="`next_cursor` of the previous page."),
+    ] = None,
+) -> PageRequest:
+    return PageRequest(limit=limit, after=_decode(cursor) if cursor else None)
+
+
+PageParams = Annotated[PageRequest, Depends(page_request)]
+
+
+async def fetch_page(
+    session: AsyncSession,
+    stmt: Select[Any],
+    *,
+    page: PageRequest,
+    created_at: InstrumentedAttribute[datetime],
+    ident: InstrumentedAttribute[uuid.UUID],
+) -> tuple[Sequence[Any], str | None]:
+    """Runs ``stmt`` for one page; returns its rows and the cursor of the next page."""
+    if page.after is not None:
+        stmt = stmt.where(tuple_(created_at, ident) > tuple_(*page.after))
+    stmt = stmt.order_by(created_at, ident).limit(page.limit + 1)
+    rows = (await session.execute(stmt)).all()
+    if len(rows) <= page.limit:
+        return rows, None
+    rows = rows[: page.limit]
+    last = rows[-1]
+    return rows, encode_cursor(_column(last, created_at), _column(last, ident))
+
+
+def _column(row: Any, column: InstrumentedAttribute[Any]) -> Any:
+    entity = row[0]
+    return getattr(entity, column.key)

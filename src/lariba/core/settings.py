@@ -1,0 +1,158 @@
+"""Settings read from the environment (prefix ``LARIBA_``), documented in docs/configuration.md."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+def _default_data_dir() -> Path:
+    # A service run as root keeps its state where system services do; anyone else in
+    # their own home, so nobody needs write access outside it.
+    if os.name == "posix" and os.geteuid() == 0:
+        return Path("/var/lib/lariba")
+    return Path.home() / ".local" / "share" / "lariba"
+
+
+# Values that must never protect a production deployment.
+_INSECURE_SECRETS = frozenset({"", "changeme", "change-me", "secret", "lariba", "password"})
+
+
+class Settings(BaseSettings):
+    """Every setting Lariba Cloud reads. Environment variable = ``LARIBA_`` + upper-cased name."""
+
+    model_config = SettingsConfigDict(env_prefix="LARIBA_", extra="ignore")
+
+    env: Environment = Field(
+        default=Environment.development,
+        description="development or production. Production refuses default or missing secrets.",
+    )
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where Lariba keeps its state: the embedded PostgreSQL, the secret key file.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL. Unset: an embedded PostgreSQL is started under data_dir.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        default=8000, description="Port the API listens on."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL users reach Lariba at (links in e-mails). Default http://host:port.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Master key (32+ characters) that encrypts secrets at rest. Unset in development: "
+            "generated once into data_dir/secret.key. Required in production."
+        ),
+    )
+    admin_email: str = Field(
+        default="admin@lariba.local", description="E-mail of the first platform admin."
+    )
+    admin_password: SecretStr | None = Field(
+        default=None,
+        description="Password of the first platform admin. Unset: generated and printed once.",
+    )
+    allow_signup: bool = Field(default=True, description="Whether anyone may sign up.")
+    log_level: str = Field(default="INFO", description="Log level of the JSON logs.")
+    jwt_issuer: str = Field(default="lariba", description="`iss` of issued tokens.")
+    jwt_audience: str = Field(default="lariba-api", description="`aud` of access tokens.")
+    access_token_ttl_seconds: Annotated[int, Field(ge=30, le=86400)] = Field(
+        default=900, description="Lifetime of an access token."
+    )
+    refresh_token_ttl_seconds: Annotated[int, Field(ge=300)] = Field(
+        default=30 * 86400, description="Lifetime of a login session (refresh token family)."
+    )
+    password_min_length: Annotated[int, Field(ge=8)] = Field(
+        default=10, description="Minimum password length."
+    )
+    argon2_memory_kib: Annotated[int, Field(ge=19456)] = Field(
+        default=19456, description="argon2id memory cost in KiB (OWASP minimum 19 MiB)."
+    )
+    argon2_time_cost: Annotated[int, Field(ge=2)] = Field(
+        default=2, description="argon2id iterations."
+    )
+    argon2_parallelism: Annotated[int, Field(ge=1)] = Field(
+        default=1, description="argon2id lanes."
+    )
+    login_max_failures: Annotated[int, Field(ge=1)] = Field(
+        default=5, description="Failed logins per account before it is throttled."
+    )
+    login_ip_max_failures: Annotated[int, Field(ge=1)] = Field(
+        default=50, description="Failed logins per client address before it is throttled."
+    )
+    login_failure_window_seconds: Annotated[int, Field(ge=1)] = Field(
+        default=900, description="Window over which failed logins are counted."
+    )
+    login_lockout_seconds: Annotated[int, Field(ge=1)] = Field(
+        default=60, description="First throttle period; doubles with each further failure."
+    )
+    login_lockout_max_seconds: Annotated[int, Field(ge=1)] = Field(
+        default=900, description="Longest throttle period."
+    )
+    invitation_ttl_seconds: Annotated[int, Field(ge=60)] = Field(
+        default=7 * 86400, description="How long an invitation can be accepted."
+    )
+    max_body_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=1024 * 1024, description="Largest request body the JSON API accepts."
+    )
+    db_pool_size: Annotated[int, Field(ge=1)] = Field(
+        default=10, description="Connections per API process."
+    )
+    db_connect_timeout_seconds: Annotated[int, Field(ge=1)] = Field(
+        default=5, description="How long to wait for PostgreSQL before answering 503."
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server for invitations.")
+    smtp_port: int = Field(default=587, description="SMTP port.")
+    smtp_username: str | None = Field(default=None, description="SMTP user.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    smtp_from: str = Field(default="lariba@localhost", description="Sender of e-mails.")
+    smtp_starttls: bool = Field(default=True, description="Use STARTTLS with the SMTP server.")
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        if self.env is Environment.production:
+            problems = []
+            key = self.secret_key.get_secret_value() if self.secret_key else ""
+            if key.lower() in _INSECURE_SECRETS or len(key) < 32:
+                problems.append("LARIBA_SECRET_KEY must be set to 32+ random characters")
+            if not self.database_url:
+                problems.append("LARIBA_DATABASE_URL must be set (no embedded database)")
+            password = self.admin_password.get_secret_value() if self.admin_password else None
+            if password is not None and password.lower() in _INSECURE_SECRETS:
+                problems.append("LARIBA_ADMIN_PASSWORD must not be a default value")
+            if problems:
+                raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @cached_property
+    def master_key(self) -> bytes:
+        """The key that encrypts secrets at rest (see core.secrets)."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48))
+        return path.read_text().strip().encode()
