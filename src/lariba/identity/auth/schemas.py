@@ -40,7 +40,7 @@ class UpdateMeRequest(BaseModel):
 
 class TokenResponse(BaseModel):
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type
     expires_in: int = Field(description="Seconds until the access token expires.")
     refresh_token: str
     refresh_expires_in: int = Field(description="Seconds until the login session expires.")

@@ -1,0 +1,1 @@
+"""Platform administration: users, projects and the audit trail, for platform admins only."""

@@ -1,0 +1,5 @@
+"""HTTP endpoints of admin."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["admin"])

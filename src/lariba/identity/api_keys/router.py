@@ -1,0 +1,5 @@
+"""HTTP endpoints of api-keys."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["api-keys"])

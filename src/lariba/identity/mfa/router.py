@@ -1,0 +1,5 @@
+"""HTTP endpoints of mfa."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["mfa"])

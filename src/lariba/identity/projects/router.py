@@ -1,0 +1,5 @@
+"""HTTP endpoints of projects."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["projects"])
