@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import subprocess
@@ -68,11 +67,10 @@ class EmbeddedPostgres:
         """Stops the server (fast shutdown: open sessions are ended, data is flushed)."""
         if not self.owned:
             return
-        # The wheel's own clean-up (also registered with atexit) stops the server when no
-        # other process holds it; running it now makes shutdown explicit and ordered.
+        # The wheel's clean-up (also registered with atexit, where a second call is a
+        # no-op) stops the server when no other process holds it.
         with contextlib.suppress(subprocess.CalledProcessError):
-            self.server._cleanup()
-        atexit.unregister(self.server._cleanup)
+            self.server.cleanup()
         log.info("embedded_postgres_stopped", pgdata=str(self.pgdata))
 
 

@@ -200,6 +200,8 @@ class KeyRing:
 
     async def verify(self, token: str, *, use: TokenUse) -> TokenClaims:
         """Returns the claims of a valid token of the expected use, else raises 401."""
+        # Picks up keys rotated or retired by another process within a minute.
+        await self._fresh(within=_RELOAD_INTERVAL_SECONDS)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError as exc:

@@ -1,0 +1,37 @@
+# Lariba Cloud developer commands. Needs only python3 (3.11+, with venv) and make:
+# uv, the package manager, is installed into .tools/ on first use.
+
+SHELL := /bin/bash
+UV_VERSION := 0.13.8
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: run install test lint format bench clean
+
+run: install ## Run Lariba Cloud on http://127.0.0.1:8000 (embedded PostgreSQL, no configuration)
+	$(UV) run --frozen lariba serve
+
+test: install ## Run the test suite
+	$(UV) run --frozen pytest
+
+lint: install ## ruff (lint + format check) and mypy
+	$(UV) run --frozen ruff check src tests bench
+	$(UV) run --frozen ruff format --check src tests bench
+	$(UV) run --frozen mypy
+
+format: install ## Apply ruff's formatting and safe fixes
+	$(UV) run --frozen ruff format src tests bench
+	$(UV) run --frozen ruff check --fix src tests bench
+
+bench: install ## Benchmarks (see docs/benchmarks.md)
+	$(UV) run --frozen python -m bench.projects_list
+
+install: $(UV)
+	$(UV) sync --frozen
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+clean:
+	rm -rf .venv .tools .mypy_cache .ruff_cache .pytest_cache
