@@ -1,0 +1,180 @@
+"""The HTTP contract every endpoint keeps: request ids, problem+json, 422 naming the field,
+413 for oversized bodies, and never a 500 for bad input."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.fixtures.identity import TestUser
+from tests.fixtures.routes import operations
+
+
+async def test_request_id_is_returned_and_kept_when_sane(client: httpx.AsyncClient) -> None:
+    generated = await client.get("/healthz")
+    assert len(generated.headers["x-request-id"]) == 32
+    kept = await client.get("/healthz", headers={"X-Request-ID": "trace-abc-123456"})
+    assert kept.headers["x-request-id"] == "trace-abc-123456"
+    replaced = await client.get("/healthz", headers={"X-Request-ID": "bad id\twith junk"})
+    assert replaced.headers["x-request-id"] != "bad id\twith junk"
+
+
+async def test_problem_carries_request_id(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/nowhere", headers={"X-Request-ID": "req-0123456789"})
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["code"] == "not_found"
+    assert body["request_id"] == "req-0123456789"
+    assert body["type"] == "urn:lariba:problem:not_found"
+
+
+async def test_every_json_endpoint_names_missing_fields(
+    app: FastAPI, client: httpx.AsyncClient, alice: TestUser
+) -> None:
+    checked = 0
+    for op in operations(app):
+        if not op.has_json_body:
+            continue
+        # A JSON array where an object is expected.
+        response = await client.request(
+            op.method,
+            op.url(),
+            headers={**alice.headers, "content-type": "application/json"},
+            content=b"[1, 2]",
+        )
+        if response.status_code == 404:
+            continue  # the random resource id is refused before the body is read
+        assert response.status_code == 422, (op, response.text)
+        body = response.json()
+        assert body["code"] == "validation_failed"
+        assert body["errors"] and all("field" in e for e in body["errors"])
+        checked += 1
+    assert checked >= 3
+
+
+async def test_invalid_json_is_422_naming_the_body(
+    client: httpx.AsyncClient, alice: TestUser
+) -> None:
+    response = await client.post(
+        "/v1/auth/signup", content=b'{"email": ', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "body"
+
+
+async def test_unknown_fields_are_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/auth/signup",
+        json={
+            "email": "e@example.com",
+            "password": "long-enough-pass-1",
+            "is_platform_admin": True,
+        },
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "is_platform_admin"
+
+
+async def test_oversized_body_is_413(
+    app: FastAPI, client: httpx.AsyncClient, alice: TestUser
+) -> None:
+    big = b'{"email": "' + b"a" * (2 * 1024 * 1024) + b'"}'
+    for op in operations(app):
+        if op.body_content_type is None:
+            continue
+        response = await client.request(
+            op.method,
+            op.url(),
+            headers={**alice.headers, "content-type": op.body_content_type},
+            content=big,
+        )
+        assert response.status_code == 413, (op, response.status_code)
+        assert response.json()["code"] == "payload_too_large"
+
+
+async def test_oversized_chunked_body_is_413(client: httpx.AsyncClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(40):
+            yield b"x" * 65536
+
+    response = await client.post(
+        "/v1/auth/signup", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+
+
+_JUNK: list[Any] = [
+    None,
+    0,
+    -1,
+    2**70,
+    1.5e308,
+    "",
+    "x" * 5000,
+    "\x00",
+    "😀",
+    [],
+    {},
+    [{}],
+    {"a": {"b": [None]}},
+    True,
+    "2026-13-45",
+    "../../etc/passwd",
+    "' OR 1=1 --",
+    str(uuid.uuid4()),
+]
+
+
+def _junk_body(rng: random.Random) -> bytes:
+    keys = [
+        "email",
+        "password",
+        "name",
+        "role",
+        "project_id",
+        "user_id",
+        "refresh_token",
+        "display_name",
+        "description",
+        "everywhere",
+        "code",
+        "expires_at",
+        "current_password",
+        "new_password",
+    ]
+    body = {k: rng.choice(_JUNK) for k in rng.sample(keys, rng.randint(0, len(keys)))}
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_junk_never_causes_a_server_error(
+    app: FastAPI, client: httpx.AsyncClient, alice: TestUser, seed: int
+) -> None:
+    rng = random.Random(seed)
+    for op in operations(app):
+        for _ in range(4):
+            headers = rng.choice(
+                [alice.headers, {}, {"Authorization": "Bearer " + rng.choice(["x", "lrb_x"])}]
+            )
+            response = await client.request(
+                op.method,
+                op.url(),
+                headers={**headers, "content-type": "application/json"},
+                content=_junk_body(rng),
+                params={
+                    "limit": rng.choice(["0", "-5", "abc", "10", "1000"]),
+                    "cursor": rng.choice(["", "zzz", "eyJ4IjoxfQ", "W10"]),
+                },
+            )
+            assert response.status_code < 500, (op, response.text)
+            if response.status_code >= 400:
+                assert response.headers["content-type"] == "application/problem+json"
