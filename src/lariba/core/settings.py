@@ -156,3 +156,22 @@ class Settings(BaseSettings):
             path.touch(mode=0o600)
             path.write_text(secrets.token_urlsafe(48))
         return path.read_text().strip().encode()
+
+
+def settings_reference() -> str:
+    """The Markdown table of every setting, as published in docs/configuration.md."""
+    rows = ["| Variable | Default | What it does |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        if name == "data_dir":
+            default = "`/var/lib/lariba` as root, else `~/.local/share/lariba`"
+        elif field.default is None:
+            default = "unset"
+        else:
+            value = field.default
+            if isinstance(value, StrEnum):
+                value = value.value
+            elif isinstance(value, bool):
+                value = str(value).lower()
+            default = f"`{value}`"
+        rows.append(f"| `LARIBA_{name.upper()}` | {default} | {field.description} |")
+    return "\n".join(rows) + "\n"
