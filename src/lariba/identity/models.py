@@ -42,7 +42,13 @@ class Role(StrEnum):
 
 _RANK = {Role.viewer: 0, Role.member: 1, Role.admin: 2, Role.owner: 3}
 
-role_enum = ENUM(*[r.value for r in Role], name="project_role", create_type=False)
+# Reads come back as Role members (not plain strings), so rank comparisons work on them.
+role_enum = ENUM(
+    Role,
+    name="project_role",
+    create_type=False,
+    values_callable=lambda roles: [role.value for role in roles],
+)
 
 
 def _uuid_pk() -> Mapped[uuid.UUID]:

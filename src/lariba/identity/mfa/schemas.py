@@ -15,9 +15,7 @@ SecondFactorCode = Annotated[
 
 class MfaStatus(BaseModel):
     enabled: bool = Field(description="Logins need a second factor.")
-    pending: bool = Field(
-        description="Enrolment was started and awaits confirmation with a code."
-    )
+    pending: bool = Field(description="Enrolment was started and awaits confirmation with a code.")
     recovery_codes_remaining: int = Field(description="Unused recovery codes.")
 
 
