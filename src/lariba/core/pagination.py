@@ -103,3 +103,59 @@ async def fetch_page(
 def _column(row: Any, column: InstrumentedAttribute[Any]) -> Any:
     entity = row[0]
     return getattr(entity, column.key)
+
+
+@dataclass(frozen=True)
+class SequencePageRequest:
+    """A page of a list ordered newest first by a bigint sequence id (append-only logs)."""
+
+    limit: int
+    before: int | None
+
+
+def _decode_sequence(cursor: str) -> int:
+    try:
+        (ident,) = json.loads(base64.urlsafe_b64decode(cursor.encode() + b"==="))
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidCursor from exc
+    if not isinstance(ident, int) or isinstance(ident, bool):
+        raise InvalidCursor
+    return ident
+
+
+def encode_sequence_cursor(ident: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([ident]).encode()).decode().rstrip("=")
+
+
+def sequence_page_request(
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1-200).")
+    ] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=512, description="`next_cursor` of the previous page."),
+    ] = None,
+) -> SequencePageRequest:
+    return SequencePageRequest(limit=limit, before=_decode_sequence(cursor) if cursor else None)
+
+
+SequencePageParams = Annotated[SequencePageRequest, Depends(sequence_page_request)]
+
+
+async def fetch_page_newest_first(
+    session: AsyncSession,
+    stmt: Select[Any],
+    *,
+    page: SequencePageRequest,
+    ident: InstrumentedAttribute[int],
+) -> tuple[Sequence[Any], str | None]:
+    """Runs ``stmt`` for one page ordered by ``ident`` descending (newest first); returns
+    its rows and the cursor of the next (older) page."""
+    if page.before is not None:
+        stmt = stmt.where(ident < page.before)
+    stmt = stmt.order_by(ident.desc()).limit(page.limit + 1)
+    rows = (await session.execute(stmt)).all()
+    if len(rows) <= page.limit:
+        return rows, None
+    rows = rows[: page.limit]
+    return rows, encode_sequence_cursor(_column(rows[-1], ident))
