@@ -3,6 +3,7 @@ SIGTERM, and everything still there after a restart."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -42,6 +43,11 @@ def test_restart_keeps_users_projects_and_sessions(tmp_path: Path) -> None:
     assert "Lariba Cloud stopped." in first_log
     assert "Platform admin: root@lariba.test" in first_log
     assert ADMIN_PASSWORD not in first_log
+    assert "dana-long-passphrase-1" not in first_log
+    records = [json.loads(line) for line in first_log.splitlines() if line.startswith("{")]
+    requests = [r for r in records if r["event"] == "request"]
+    assert len(requests) >= 5
+    assert all(len(r["request_id"]) == 32 and r["status"] < 500 for r in requests)
 
     with serve(data_dir, port, log) as process:
         with httpx.Client(base_url=base) as http:

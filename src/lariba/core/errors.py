@@ -16,6 +16,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lariba.core.logging import redact_path
+
 PROBLEM_JSON = "application/problem+json"
 DATABASE_RETRY_AFTER_SECONDS = 5
 
@@ -131,7 +133,7 @@ def problem_response(
         "status": status,
         "detail": detail,
         "code": code,
-        "instance": request.url.path,
+        "instance": redact_path(request.url.path),
     }
     request_id = getattr(request.state, "request_id", None)
     if request_id:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
@@ -21,6 +22,27 @@ _SECRET_KEYS = frozenset(
         "otp",
     }
 )
+
+
+_SECRET_PATHS: list[re.Pattern[str]] = []
+
+
+def register_secret_path(pattern: str) -> None:
+    """Declares that URL paths matching ``pattern`` carry a secret (say an invitation
+    token) in its group named ``secret``: it is masked wherever Lariba writes the path."""
+    compiled = re.compile(pattern)
+    if "secret" not in compiled.groupindex:
+        raise ValueError("the pattern needs a group named 'secret'")
+    if compiled not in _SECRET_PATHS:
+        _SECRET_PATHS.append(compiled)
+
+
+def redact_path(path: str) -> str:
+    for pattern in _SECRET_PATHS:
+        match = pattern.match(path)
+        if match:
+            return path[: match.start("secret")] + "[redacted]" + path[match.end("secret") :]
+    return path
 
 
 def _drop_secrets(

@@ -13,6 +13,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lariba.core.errors import PROBLEM_JSON
+from lariba.core.logging import redact_path
 
 log = structlog.get_logger("lariba.request")
 
@@ -56,7 +57,7 @@ class RequestContextMiddleware:
             log.info(
                 "request",
                 method=scope["method"],
-                path=scope["path"],
+                path=redact_path(scope["path"]),
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
@@ -121,7 +122,7 @@ class BodySizeLimitMiddleware:
                 "status": 413,
                 "detail": f"The request body exceeds {self.max_bytes} bytes.",
                 "code": "payload_too_large",
-                "instance": scope["path"],
+                "instance": redact_path(scope["path"]),
                 "request_id": request_id,
             }
         ).encode()

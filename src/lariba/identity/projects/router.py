@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 
 from lariba.core.db import DbSession
+from lariba.core.logging import register_secret_path
 from lariba.core.pagination import Page, PageParams
 from lariba.identity.audit import Context
 from lariba.identity.authn import CurrentPrincipal, InteractivePrincipal
@@ -27,6 +28,9 @@ from lariba.identity.projects.schemas import (
 from lariba.identity.runtime import Runtime
 
 router = APIRouter(tags=["projects"])
+
+# The invitation token is a secret: keep it out of logs and problem documents.
+register_secret_path(r"^/v1/invitations/(?P<secret>[^/]+)/accept$")
 
 _PROBLEMS: dict[int | str, dict[str, str]] = {
     401: {"description": "Not authenticated (problem+json)"},
