@@ -52,27 +52,38 @@ class PageRequest:
     after: tuple[datetime, uuid.UUID] | None
 
 
-def _decode(cursor: str) -> tuple[datetime, uuid.UUID]:
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1-200).")]
+Cursor = Annotated[
+    str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+]
+
+
+def _encode(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def _decode_values(cursor: str) -> Any:
     try:
-        created, ident = json.loads(base64.urlsafe_b64decode(cursor.encode() + b"==="))
-        return datetime.fromisoformat(created), uuid.UUID(ident)
+        return json.loads(base64.urlsafe_b64decode(cursor.encode() + b"==="))
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidCursor from exc
 
 
+def _decode(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, ident = _decode_values(cursor)
+        return datetime.fromisoformat(created), uuid.UUID(ident)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InvalidCursor from exc
+
+
 def encode_cursor(created_at: datetime, ident: uuid.UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), str(ident)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return _encode([created_at.isoformat(), str(ident)])
 
 
 def page_request(
-    limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1-200).")
-    ] = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None,
-        Query(max_length=512, description="`next_cursor` of the previous page."),
-    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> PageRequest:
     return PageRequest(limit=limit, after=_decode(cursor) if cursor else None)
 
@@ -115,8 +126,8 @@ class SequencePageRequest:
 
 def _decode_sequence(cursor: str) -> int:
     try:
-        (ident,) = json.loads(base64.urlsafe_b64decode(cursor.encode() + b"==="))
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        (ident,) = _decode_values(cursor)
+    except (ValueError, TypeError) as exc:
         raise InvalidCursor from exc
     if not isinstance(ident, int) or isinstance(ident, bool):
         raise InvalidCursor
@@ -124,17 +135,12 @@ def _decode_sequence(cursor: str) -> int:
 
 
 def encode_sequence_cursor(ident: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([ident]).encode()).decode().rstrip("=")
+    return _encode([ident])
 
 
 def sequence_page_request(
-    limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1-200).")
-    ] = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None,
-        Query(max_length=512, description="`next_cursor` of the previous page."),
-    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> SequencePageRequest:
     return SequencePageRequest(limit=limit, before=_decode_sequence(cursor) if cursor else None)
 
