@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -118,3 +120,14 @@ async def test_token_of_one_user_reads_only_that_user(
 ) -> None:
     me = await client.get("/v1/me", headers=bearer(bob.access_token))
     assert me.json()["email"] == "bob@example.com"
+
+
+async def test_login_rehashes_when_the_parameters_change(
+    client: httpx.AsyncClient, alice: TestUser, make_client: Any, db: AsyncSession
+) -> None:
+    async with make_client(argon2_time_cost=3) as stronger:
+        assert (await log_in(stronger, alice.email, alice.password)).status_code == 200
+    user = await db.get(User, alice.id)
+    assert user is not None
+    assert user.password_hash.startswith("$argon2id$v=19$m=19456,t=3,p=1$")
+    assert (await log_in(client, alice.email, alice.password)).status_code == 200
