@@ -1,6 +1,8 @@
 """The baseline of the projects-list benchmark: a bare FastAPI app that runs the SQL of
 ``GET /v1/projects`` on the same engine settings, with none of Lariba's middleware,
-authentication, transaction handling or response models around it.
+authentication, dependencies or response models around it. Its statement is built by the
+same helpers, so it stays the one Lariba sends; its read-only transaction ends in ROLLBACK
+where Lariba's ends in COMMIT, one round trip either way.
 
 Run by the benchmark as ``uvicorn bench.bare_app:create_app --factory``; it reads the
 same ``LARIBA_*`` environment as the API.

@@ -50,6 +50,17 @@ class LoadResult:
     def throughput(self) -> float:
         return len(self.latencies_ms) / self.seconds
 
+    @classmethod
+    def merged(cls, parts: list[LoadResult]) -> LoadResult:
+        """One result from several runs against the same target."""
+        return cls(
+            target=parts[0].target,
+            seconds=sum(part.seconds for part in parts),
+            errors=sum(part.errors for part in parts),
+            latencies_ms=sorted(ms for part in parts for ms in part.latencies_ms),
+            first_error=next((part.first_error for part in parts if part.first_error), None),
+        )
+
     def percentile(self, fraction: float) -> float:
         """Nearest-rank percentile of the latencies, in milliseconds."""
         if not self.latencies_ms:

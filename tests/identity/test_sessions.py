@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lariba.core.settings import Settings
 from lariba.identity.models import AuditEvent, AuthSession, RefreshToken
+from tests.fixtures.app import running_client
 from tests.fixtures.identity import TestUser, bearer, log_in
 
 
@@ -140,3 +144,29 @@ async def test_password_change_applies_the_policy(
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "new_password"
+
+
+async def test_logout_reaches_other_replicas_within_the_cache_interval(
+    client: httpx.AsyncClient, alice: TestUser, settings: Settings, test_database_url: str
+) -> None:
+    """A replica trusts a session it checked for LARIBA_SESSION_CHECK_CACHE_SECONDS; the
+    replica that revokes it forgets at once, the others within that interval."""
+    replica_settings = settings.model_copy(update={"session_check_cache_seconds": 0.5})
+    async with running_client(replica_settings, test_database_url) as replica:
+        assert (await replica.get("/v1/me", headers=alice.headers)).status_code == 200
+        assert (await client.post("/v1/auth/logout", headers=alice.headers)).status_code == 204
+        assert (await client.get("/v1/me", headers=alice.headers)).status_code == 401
+        await asyncio.sleep(0.6)
+        late = await replica.get("/v1/me", headers=alice.headers)
+        assert late.status_code == 401
+        assert late.json()["code"] == "session_revoked"
+
+
+async def test_without_the_cache_every_call_checks_the_session(
+    client: httpx.AsyncClient, alice: TestUser, settings: Settings, test_database_url: str
+) -> None:
+    replica_settings = settings.model_copy(update={"session_check_cache_seconds": 0})
+    async with running_client(replica_settings, test_database_url) as replica:
+        assert (await replica.get("/v1/me", headers=alice.headers)).status_code == 200
+        assert (await client.post("/v1/auth/logout", headers=alice.headers)).status_code == 204
+        assert (await replica.get("/v1/me", headers=alice.headers)).status_code == 401

@@ -80,4 +80,7 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
         await session.commit()
 
 
-DbSession = Annotated[AsyncSession, Depends(get_db_session)]
+# scope="function": the commit runs when the endpoint returns, before the response is
+# sent, so a client never acts on a 2xx whose change is not yet committed (and a failed
+# commit becomes an error response, not a 2xx).
+DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]

@@ -81,7 +81,7 @@ def encode_cursor(created_at: datetime, ident: uuid.UUID) -> str:
     return _encode([created_at.isoformat(), str(ident)])
 
 
-def page_request(
+async def page_request(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> PageRequest:
@@ -138,7 +138,7 @@ def encode_sequence_cursor(ident: int) -> str:
     return _encode([ident])
 
 
-def sequence_page_request(
+async def sequence_page_request(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> SequencePageRequest:

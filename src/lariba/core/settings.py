@@ -79,6 +79,14 @@ class Settings(BaseSettings):
     refresh_token_ttl_seconds: Annotated[int, Field(ge=300)] = Field(
         default=30 * 86400, description="Lifetime of a login session (refresh token family)."
     )
+    session_check_cache_seconds: Annotated[float, Field(ge=0, le=30)] = Field(
+        default=1.0,
+        description=(
+            "How long an API process trusts that a session it just checked is still live. "
+            "A logout on another replica takes effect there within this time; 0 checks "
+            "the database on every call."
+        ),
+    )
     password_min_length: Annotated[int, Field(ge=8)] = Field(
         default=10, description="Minimum password length."
     )

@@ -25,7 +25,7 @@ class RequestContext:
     user_agent: str | None
 
 
-def request_context(request: Request) -> RequestContext:
+async def request_context(request: Request) -> RequestContext:
     host = request.client.host if request.client else None
     try:
         client_ip = str(ipaddress.ip_address(host)) if host else None

@@ -51,6 +51,15 @@ class Principal:
 
 async def _from_access_token(session: DbSession, runtime: Runtime, token: str) -> Principal:
     claims = await runtime.keyring.verify(token, use="access")
+    live = runtime.live_sessions.get(claims.session_id, user_id=claims.user_id)
+    if live is not None:
+        return Principal(
+            user_id=claims.user_id,
+            email=live.email,
+            is_platform_admin=live.is_platform_admin,
+            method="session",
+            session_id=claims.session_id,
+        )
     row = (
         await session.execute(
             select(User.email, User.is_active, User.is_platform_admin, AuthSession.revoked_at)
@@ -62,6 +71,12 @@ async def _from_access_token(session: DbSession, runtime: Runtime, token: str) -
         raise Unauthorized("The session has ended; log in again.", code="session_revoked")
     if not row.is_active:
         raise Unauthorized("The account is disabled.", code="account_disabled")
+    runtime.live_sessions.remember(
+        claims.session_id,
+        user_id=claims.user_id,
+        email=row.email,
+        is_platform_admin=row.is_platform_admin,
+    )
     return Principal(
         user_id=claims.user_id,
         email=row.email,

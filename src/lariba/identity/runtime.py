@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from lariba.core.secrets import SecretBox
 from lariba.core.settings import Settings
 from lariba.identity.passwords import PasswordHashing
+from lariba.identity.session_cache import SessionLivenessCache
 from lariba.identity.tokens import KeyRing
 
 
@@ -21,6 +22,7 @@ class IdentityRuntime:
     box: SecretBox
     passwords: PasswordHashing
     keyring: KeyRing
+    live_sessions: SessionLivenessCache
 
     @classmethod
     def create(
@@ -33,10 +35,11 @@ class IdentityRuntime:
             box=box,
             passwords=PasswordHashing(settings),
             keyring=KeyRing(settings=settings, box=box, sessionmaker=sessionmaker),
+            live_sessions=SessionLivenessCache(settings.session_check_cache_seconds),
         )
 
 
-def identity_runtime(request: Request) -> IdentityRuntime:
+async def identity_runtime(request: Request) -> IdentityRuntime:
     runtime: IdentityRuntime = request.app.state.identity
     return runtime
 

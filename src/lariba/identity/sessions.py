@@ -69,12 +69,16 @@ async def start_session(
 
 async def revoke_sessions(
     session: AsyncSession,
+    runtime: IdentityRuntime,
     *,
     user_id: uuid.UUID,
     reason: str,
     session_id: uuid.UUID | None = None,
 ) -> int:
-    """Revokes one session of the user, or all of them; returns how many were open."""
+    """Revokes one session of the user, or all of them; returns how many were open.
+
+    This process stops trusting its memory of the user's sessions at once."""
+    runtime.live_sessions.forget_user(user_id)
     stmt = (
         update(AuthSession)
         .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))

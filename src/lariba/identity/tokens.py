@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -32,6 +33,7 @@ _ROTATION_LOCK_ID = 7_240_412
 # How often a process looks again for keys another process rotated in.
 _RELOAD_INTERVAL_SECONDS = 60.0
 _UNKNOWN_KID_RELOAD_INTERVAL_SECONDS = 5.0
+_VERIFIED_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,10 @@ class KeyRing:
         self._signing: tuple[str, Ed25519PrivateKey] | None = None
         self._verifying: dict[str, Ed25519PublicKey] = {}
         self._loaded_at = 0.0
+        # Tokens already verified, until they expire. A client sends the same access
+        # token on every call for its lifetime; checking the signature once is enough.
+        # Emptied whenever the keys are reloaded, so a retired key takes effect.
+        self._verified: OrderedDict[tuple[TokenUse, str], TokenClaims] = OrderedDict()
 
     async def load(self) -> None:
         async with self._sessionmaker() as session:
@@ -156,6 +162,7 @@ class KeyRing:
         self._verifying = verifying
         self._signing = signing
         self._loaded_at = time.monotonic()
+        self._verified.clear()
 
     async def _fresh(self, *, within: float) -> None:
         if time.monotonic() - self._loaded_at > within:
@@ -202,6 +209,18 @@ class KeyRing:
         """Returns the claims of a valid token of the expected use, else raises 401."""
         # Picks up keys rotated or retired by another process within a minute.
         await self._fresh(within=_RELOAD_INTERVAL_SECONDS)
+        cached = self._verified.get((use, token))
+        if cached is not None:
+            if cached.expires_at > datetime.now(UTC):
+                return cached
+            del self._verified[(use, token)]
+        claims = await self._verify_signed(token, use=use)
+        self._verified[(use, token)] = claims
+        while len(self._verified) > _VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return claims
+
+    async def _verify_signed(self, token: str, *, use: TokenUse) -> TokenClaims:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError as exc:

@@ -19,6 +19,7 @@ from lariba.identity.admin.schemas import (
 )
 from lariba.identity.audit import Context
 from lariba.identity.authn import PlatformAdmin
+from lariba.identity.runtime import Runtime
 
 router = APIRouter(tags=["admin"])
 
@@ -61,10 +62,12 @@ async def update_user(
     body: AdminUserUpdate,
     admin: PlatformAdmin,
     session: DbSession,
+    runtime: Runtime,
     ctx: Context,
 ) -> AdminUserOut:
     return await service.update_user(
         session,
+        runtime,
         ctx=ctx,
         principal=admin,
         user_id=user_id,

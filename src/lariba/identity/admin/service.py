@@ -24,6 +24,7 @@ from lariba.identity.admin.schemas import AdminProjectOut, AdminUserOut, AuditEv
 from lariba.identity.audit import RequestContext
 from lariba.identity.authn import Principal
 from lariba.identity.models import AuditEvent, Membership, Project, Role, User
+from lariba.identity.runtime import IdentityRuntime
 from lariba.identity.sessions import revoke_sessions
 
 
@@ -53,6 +54,7 @@ async def list_users(
 
 async def update_user(
     session: AsyncSession,
+    runtime: IdentityRuntime,
     *,
     ctx: RequestContext,
     principal: Principal,
@@ -81,9 +83,11 @@ async def update_user(
     if not changes:
         return AdminUserOut.model_validate(user)
     details: dict[str, Any] = {"changes": changes}
+    # Rights are remembered with live sessions: forget them so the change applies now.
+    runtime.live_sessions.forget_user(user.id)
     if changes.get("is_active") is False:
         details["sessions_revoked"] = await revoke_sessions(
-            session, user_id=user.id, reason="account_disabled"
+            session, runtime, user_id=user.id, reason="account_disabled"
         )
     await session.flush()
     await audit.record(

@@ -90,11 +90,12 @@ async def refresh(
 async def log_out(
     principal: InteractivePrincipal,
     session: DbSession,
+    runtime: Runtime,
     ctx: Context,
     body: Annotated[LogoutRequest | None, Body()] = None,
 ) -> None:
     await service.log_out(
-        session, ctx=ctx, principal=principal, everywhere=bool(body and body.everywhere)
+        session, runtime, ctx=ctx, principal=principal, everywhere=bool(body and body.everywhere)
     )
 
 

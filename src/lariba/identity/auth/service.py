@@ -172,6 +172,7 @@ async def refresh(
                 .where(AuthSession.id == auth_session.id, AuthSession.revoked_at.is_(None))
                 .values(revoked_at=now, revoked_reason="refresh_token_reuse")
             )
+        runtime.live_sessions.forget_user(auth_session.user_id)
         await audit.record_now(
             runtime.sessionmaker,
             ctx=ctx,
@@ -200,10 +201,16 @@ async def refresh(
 
 
 async def log_out(
-    session: AsyncSession, *, ctx: RequestContext, principal: Principal, everywhere: bool
+    session: AsyncSession,
+    runtime: IdentityRuntime,
+    *,
+    ctx: RequestContext,
+    principal: Principal,
+    everywhere: bool,
 ) -> int:
     revoked = await revoke_sessions(
         session,
+        runtime,
         user_id=principal.user_id,
         reason="logout",
         session_id=None if everywhere else principal.session_id,
@@ -249,7 +256,7 @@ async def change_password(
     )
     user.password_hash = runtime.passwords.hash(new_password)
     user.password_changed_at = datetime.now(UTC)
-    revoked = await revoke_sessions(session, user_id=user.id, reason="password_changed")
+    revoked = await revoke_sessions(session, runtime, user_id=user.id, reason="password_changed")
     await audit.record(
         session,
         ctx=ctx,
