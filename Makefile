@@ -23,8 +23,8 @@ format: install ## Apply ruff's formatting and safe fixes
 	$(UV) run --frozen ruff format src tests bench
 	$(UV) run --frozen ruff check --fix src tests bench
 
-bench: install ## Benchmarks (see docs/benchmarks.md)
-	$(UV) run --frozen python -m bench.projects_list
+bench: install ## Benchmarks (see docs/benchmarks.md); BENCH_ARGS=--short for a quick run
+	$(UV) run --frozen python -m bench.projects_list $(BENCH_ARGS)
 
 install: $(UV)
 	$(UV) sync --frozen
