@@ -13,6 +13,11 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class ProviderName(StrEnum):
+    local = "local"
+    aws = "aws"
+
+
 class Environment(StrEnum):
     development = "development"
     production = "production"
@@ -125,6 +130,26 @@ class Settings(BaseSettings):
     )
     db_connect_timeout_seconds: Annotated[int, Field(ge=1)] = Field(
         default=5, description="How long to wait for PostgreSQL before answering 503."
+    )
+    provider: ProviderName = Field(
+        default=ProviderName.local,
+        description="Where resources run: local (this machine) or aws.",
+    )
+    aws_region: str = Field(default="us-east-1", description="AWS region for the aws provider.")
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint override for every AWS service (moto server, LocalStack).",
+    )
+    catalog_file: Path | None = Field(
+        default=None,
+        description="TOML file whose regions/sizes/images replace the provider's built-in ones.",
+    )
+    local_compute_enabled: bool | None = Field(
+        default=None,
+        description=(
+            "Allow the local provider to run instances as processes on this machine. "
+            "Unset: on in development, off in production."
+        ),
     )
     smtp_host: str | None = Field(default=None, description="SMTP server for invitations.")
     smtp_port: int = Field(default=587, description="SMTP port.")
