@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lariba import __version__
+from lariba.cloud.catalog.router import router as catalog_router
 from lariba.core import health
 from lariba.core.db import create_engine, create_sessionmaker
 from lariba.core.errors import install_error_handlers
@@ -17,6 +18,7 @@ from lariba.core.middleware import BodySizeLimitMiddleware, RequestContextMiddle
 from lariba.core.settings import Settings
 from lariba.identity.router import router as identity_router
 from lariba.identity.runtime import IdentityRuntime
+from lariba.providers.catalog import load_catalog
 
 log = structlog.get_logger(__name__)
 
@@ -58,10 +60,12 @@ def create_app(
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker
     app.state.identity = IdentityRuntime.create(settings, sessionmaker)
+    app.state.catalog = load_catalog(settings.provider.value, settings.catalog_file)
 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(identity_router)
+    app.include_router(catalog_router)
     return app

@@ -24,6 +24,7 @@ from lariba.identity.bootstrap import bootstrap
 from lariba.identity.models import SigningKey
 from lariba.identity.runtime import IdentityRuntime
 from lariba.identity.tokens import create_signing_key, retire_signing_key
+from lariba.providers.catalog import CatalogError, load_catalog
 
 app = typer.Typer(
     help="Lariba Cloud: a self-hosted cloud platform.",
@@ -79,6 +80,11 @@ def serve(
     from lariba.app import create_app
 
     settings = _settings(host=host, port=port)
+    try:
+        load_catalog(settings.provider.value, settings.catalog_file)
+    except CatalogError as exc:
+        typer.echo(f"lariba: {exc}", err=True)
+        raise typer.Exit(2) from None
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         with database_url_for(settings) as url:

@@ -1,0 +1,1 @@
+"""The cloud service: projects' resources (instances, buckets, databases) and their lifecycle."""

@@ -1,0 +1,1 @@
+"""What users can choose from: regions, sizes, images and their prices."""

@@ -1,0 +1,76 @@
+"""GET /v1/catalog/...: the provider's regions, sizes, images and prices."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from lariba.cloud.catalog.schemas import (
+    HOURS_PER_MONTH,
+    CatalogList,
+    ImageOut,
+    PriceOut,
+    RegionOut,
+    SizeOut,
+)
+from lariba.identity.authn import CurrentPrincipal
+from lariba.providers.catalog import Catalog
+
+router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
+
+
+async def current_catalog(request: Request) -> Catalog:
+    catalog: Catalog = request.app.state.catalog
+    return catalog
+
+
+CurrentCatalog = Annotated[Catalog, Depends(current_catalog)]
+
+
+@router.get("/regions", response_model=CatalogList[RegionOut], summary="Regions")
+async def regions(_: CurrentPrincipal, catalog: CurrentCatalog) -> CatalogList[RegionOut]:
+    return CatalogList(
+        provider=catalog.provider_name,
+        items=[RegionOut(name=r.name, display_name=r.display_name) for r in catalog.regions],
+    )
+
+
+@router.get("/sizes", response_model=CatalogList[SizeOut], summary="Instance sizes and prices")
+async def sizes(_: CurrentPrincipal, catalog: CurrentCatalog) -> CatalogList[SizeOut]:
+    return CatalogList(
+        provider=catalog.provider_name,
+        items=[
+            SizeOut(
+                name=s.name,
+                vcpus=s.vcpus,
+                memory_mib=s.memory_mib,
+                price_per_hour_usd=s.price_per_hour_usd,
+                price_per_month_usd=(s.price_per_hour_usd * HOURS_PER_MONTH).quantize(
+                    s.price_per_hour_usd
+                ),
+            )
+            for s in catalog.sizes
+        ],
+    )
+
+
+@router.get("/images", response_model=CatalogList[ImageOut], summary="Images")
+async def images(_: CurrentPrincipal, catalog: CurrentCatalog) -> CatalogList[ImageOut]:
+    return CatalogList(
+        provider=catalog.provider_name,
+        items=[ImageOut(name=i.name, display_name=i.display_name) for i in catalog.images],
+    )
+
+
+@router.get("/prices", response_model=CatalogList[PriceOut], summary="Prices (USD)")
+async def prices(_: CurrentPrincipal, catalog: CurrentCatalog) -> CatalogList[PriceOut]:
+    return CatalogList(
+        provider=catalog.provider_name,
+        items=[
+            PriceOut(
+                resource_type="instance", size=s.name, unit="hour", price_usd=s.price_per_hour_usd
+            )
+            for s in catalog.sizes
+        ],
+    )

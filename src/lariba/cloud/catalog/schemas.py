@@ -1,0 +1,45 @@
+"""Response bodies of the catalog endpoints."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+HOURS_PER_MONTH = Decimal(730)
+
+T = TypeVar("T")
+
+
+class RegionOut(BaseModel):
+    name: str
+    display_name: str
+
+
+class SizeOut(BaseModel):
+    name: str
+    vcpus: int
+    memory_mib: int
+    price_per_hour_usd: Decimal
+    price_per_month_usd: Decimal = Field(description="730 hours at the hourly price.")
+
+
+class ImageOut(BaseModel):
+    name: str
+    display_name: str
+
+
+class PriceOut(BaseModel):
+    resource_type: Literal["instance"]
+    size: str
+    unit: Literal["hour"]
+    price_usd: Decimal
+
+
+class CatalogList(BaseModel, Generic[T]):
+    """A whole catalog list: short and fixed, so ``next_cursor`` is always null."""
+
+    provider: str
+    items: list[T]
+    next_cursor: None = None
