@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import structlog
@@ -14,6 +14,7 @@ from lariba.cloud.catalog.router import router as catalog_router
 from lariba.core import health
 from lariba.core.db import create_engine, create_sessionmaker
 from lariba.core.errors import install_error_handlers
+from lariba.core.jobs import JobQueue, TaskRegistrar
 from lariba.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from lariba.core.settings import Settings
 from lariba.identity.router import router as identity_router
@@ -31,12 +32,20 @@ documents with a stable `code`. Lists are cursor-paginated: pass `next_cursor` b
 
 
 def create_app(
-    settings: Settings, *, database_url: str, engine: AsyncEngine | None = None
+    settings: Settings,
+    *,
+    database_url: str,
+    engine: AsyncEngine | None = None,
+    run_worker: bool | None = None,
+    task_registrars: Sequence[TaskRegistrar] = (),
 ) -> FastAPI:
     """Builds the API. ``database_url`` is resolved by the caller (the CLI starts the
-    embedded PostgreSQL when none is configured)."""
+    embedded PostgreSQL when none is configured). ``run_worker`` defaults to
+    ``settings.worker_in_process``; ``task_registrars`` add job tasks (tests)."""
     engine = engine or create_engine(settings, database_url)
     sessionmaker = create_sessionmaker(engine)
+    jobs = JobQueue(database_url, registrars=task_registrars)
+    run_worker = settings.worker_in_process if run_worker is None else run_worker
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,8 +53,14 @@ def create_app(
             await app.state.identity.keyring.load()
         except Exception as exc:  # the API still starts; it answers 503 until the DB is back
             log.warning("signing_keys_not_loaded", error_type=type(exc).__name__)
-        yield
-        await engine.dispose()
+        await jobs.open()
+        if run_worker:
+            jobs.start_worker(concurrency=settings.worker_concurrency)
+        try:
+            yield
+        finally:
+            await jobs.close()
+            await engine.dispose()
 
     app = FastAPI(
         title="Lariba Cloud API",
@@ -59,6 +74,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker
+    app.state.jobs = jobs
     app.state.identity = IdentityRuntime.create(settings, sessionmaker)
     app.state.catalog = load_catalog(settings.provider.value, settings.catalog_file)
 

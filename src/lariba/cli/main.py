@@ -121,6 +121,28 @@ def _announce_admin(email: str, password: str | None) -> None:
 
 
 @app.command()
+def worker() -> None:
+    """Run a background worker: the jobs of every API replica, until SIGINT/SIGTERM."""
+    from lariba.core.jobs import JobQueue
+
+    settings = _settings()
+
+    async def run(url: str) -> None:
+        jobs = JobQueue(url)
+        await jobs.open()
+        try:
+            await jobs.run_worker(concurrency=settings.worker_concurrency)
+        finally:
+            await jobs.close()
+
+    with database_url_for(settings) as url:
+        migrations.upgrade(url)
+        typer.echo("Lariba worker is running.", err=True)
+        asyncio.run(run(url))
+    typer.echo("Lariba worker stopped.", err=True)
+
+
+@app.command()
 def migrate() -> None:
     """Apply database migrations and exit."""
     settings = _settings()

@@ -131,6 +131,14 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: Annotated[int, Field(ge=1)] = Field(
         default=5, description="How long to wait for PostgreSQL before answering 503."
     )
+    worker_in_process: bool = Field(
+        default=True,
+        description="lariba serve also runs a background worker (turn off when running "
+        "separate `lariba worker` processes).",
+    )
+    worker_concurrency: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=4, description="Jobs one worker runs at once."
+    )
     provider: ProviderName = Field(
         default=ProviderName.local,
         description="Where resources run: local (this machine) or aws.",
