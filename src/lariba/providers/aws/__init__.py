@@ -1,5 +1,22 @@
 """The aws provider: EC2 instances through boto3 (``AwsCompute``)."""
 
-from lariba.providers.aws.compute import AwsCompute
+from __future__ import annotations
 
-__all__ = ["AwsCompute"]
+from lariba.core.settings import Settings
+from lariba.providers.aws.compute import AwsCompute
+from lariba.providers.base import Provider
+from lariba.providers.catalog import load_catalog
+
+__all__ = ["AwsCompute", "aws_provider"]
+
+
+def aws_provider(settings: Settings) -> Provider:
+    """EC2 in the catalog's regions, with boto3's usual credential chain (environment,
+    profile, instance role) and ``LARIBA_AWS_ENDPOINT_URL`` when set."""
+    return Provider(
+        name="aws",
+        compute=AwsCompute(
+            catalog=load_catalog("aws", settings.catalog_file),
+            endpoint_url=settings.aws_endpoint_url,
+        ),
+    )
