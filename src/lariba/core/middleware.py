@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -10,9 +9,10 @@ import uuid
 import structlog
 from fastapi import HTTPException
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lariba.core.errors import PROBLEM_JSON
+from lariba.core.errors import problem_response
 from lariba.core.logging import redact_path
 
 log = structlog.get_logger("lariba.request")
@@ -86,7 +86,7 @@ class BodySizeLimitMiddleware:
             return
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                await self._reject(scope, send)
+                await self._reject(scope, receive, send)
                 return
         received = 0
         response_started = False
@@ -111,30 +111,16 @@ class BodySizeLimitMiddleware:
         except _BodyTooLarge:
             if response_started:
                 raise
-            await self._reject(scope, send)
+            await self._reject(scope, receive, send)
 
-    async def _reject(self, scope: Scope, send: Send) -> None:
-        request_id = scope.get("state", {}).get("request_id")
-        body = json.dumps(
-            {
-                "type": "urn:lariba:problem:payload_too_large",
-                "title": "Request body too large",
-                "status": 413,
-                "detail": f"The request body exceeds {self.max_bytes} bytes.",
-                "code": "payload_too_large",
-                "instance": redact_path(scope["path"]),
-                "request_id": request_id,
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The unread rest of the body makes the connection unusable: close it.
+        response = problem_response(
+            Request(scope),
+            status=413,
+            code="payload_too_large",
+            title="Request body too large",
+            detail=f"The request body exceeds {self.max_bytes} bytes.",
+            headers={"Connection": "close"},
         )
-        await send({"type": "http.response.body", "body": body})
+        await response(scope, receive, send)

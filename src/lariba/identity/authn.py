@@ -104,14 +104,17 @@ async def _from_api_key(session: DbSession, key: str) -> Principal:
         raise Unauthorized("The API key has expired.", code="api_key_expired")
     if not row.is_active:
         raise Unauthorized("The account is disabled.", code="account_disabled")
-    await session.execute(
-        update(ApiKey)
-        .where(
-            ApiKey.id == api_key.id,
-            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - _LAST_USED_RESOLUTION),
+    stale = now - _LAST_USED_RESOLUTION
+    if api_key.last_used_at is None or api_key.last_used_at < stale:
+        # The condition again in SQL: concurrent calls with one key write once.
+        await session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.id == api_key.id,
+                or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < stale),
+            )
+            .values(last_used_at=now)
         )
-        .values(last_used_at=now)
-    )
     return Principal(
         user_id=api_key.user_id,
         email=row.email,

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime
 
 from lariba.core.db import DbSession
 from lariba.core.pagination import Page, PageParams, SequencePageParams
+from lariba.core.responses import INVALID_INPUT, UNAUTHENTICATED
 from lariba.identity.admin import service
 from lariba.identity.admin.schemas import (
     AdminProjectOut,
@@ -24,9 +25,9 @@ from lariba.identity.runtime import Runtime
 router = APIRouter(tags=["admin"])
 
 _PROBLEMS: dict[int | str, dict[str, str]] = {
-    401: {"description": "Not authenticated (problem+json)"},
+    **UNAUTHENTICATED,
     403: {"description": "Not a platform admin (`platform_admin_required`)"},
-    422: {"description": "Invalid input; `errors` names each field (problem+json)"},
+    **INVALID_INPUT,
 }
 
 

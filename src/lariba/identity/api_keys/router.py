@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, status
 
 from lariba.core.db import DbSession
 from lariba.core.pagination import Page, PageParams
+from lariba.core.responses import INVALID_INPUT, UNAUTHENTICATED, NoStore
 from lariba.identity.api_keys import service
 from lariba.identity.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from lariba.identity.audit import Context
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/v1/me/api-keys", tags=["api-keys"])
 ApiKeyId = Annotated[uuid.UUID, Path(description="API key id.")]
 
 _PROBLEMS: dict[int | str, dict[str, str]] = {
-    401: {"description": "Not authenticated (problem+json)"},
+    **UNAUTHENTICATED,
     403: {"description": "Called with an API key: `interactive_login_required`"},
 }
 _NOT_FOUND: dict[int | str, dict[str, str]] = {
@@ -32,11 +33,12 @@ _NOT_FOUND: dict[int | str, dict[str, str]] = {
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreated,
+    dependencies=[NoStore],
     summary="Create an API key (the key is shown only in this response)",
     responses={
         404: {"description": "`project_id` is not a project of yours: `project_not_found`"},
         409: {"description": "Too many active keys: `api_key_limit_reached`"},
-        422: {"description": "Invalid input; `errors` names each field (problem+json)"},
+        **INVALID_INPUT,
         **_PROBLEMS,
     },
 )
@@ -45,9 +47,7 @@ async def create_api_key(
     principal: InteractivePrincipal,
     session: DbSession,
     ctx: Context,
-    response: Response,
 ) -> ApiKeyCreated:
-    response.headers["Cache-Control"] = "no-store"
     return await service.create_api_key(
         session,
         ctx=ctx,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Response, status
+from fastapi import APIRouter, Body, Depends, status
 
 from lariba.core.db import DbSession
+from lariba.core.responses import INVALID_INPUT, UNAUTHENTICATED, NoStore
 from lariba.identity.audit import Context
 from lariba.identity.auth import service
 from lariba.identity.auth.schemas import (
@@ -26,8 +27,8 @@ from lariba.identity.runtime import Runtime
 router = APIRouter(tags=["auth"])
 
 _PROBLEMS: dict[int | str, dict[str, str]] = {
-    401: {"description": "Not authenticated (problem+json)"},
-    422: {"description": "Invalid input; `errors` names each field (problem+json)"},
+    **UNAUTHENTICATED,
+    **INVALID_INPUT,
 }
 
 
@@ -52,6 +53,7 @@ async def sign_up(body: SignupRequest, session: DbSession, runtime: Runtime, ctx
 @router.post(
     "/v1/auth/token",
     response_model=TokenResponse,
+    dependencies=[NoStore],
     summary="Log in (OAuth2 password grant)",
     responses={429: {"description": "Too many failed logins; see Retry-After"}, **_PROBLEMS},
 )
@@ -60,9 +62,7 @@ async def token(
     session: DbSession,
     runtime: Runtime,
     ctx: Context,
-    response: Response,
 ) -> TokenResponse:
-    response.headers["Cache-Control"] = "no-store"
     return await service.log_in(
         session, runtime, ctx=ctx, email=form.username, password=form.password, otp=form.otp
     )
@@ -71,13 +71,13 @@ async def token(
 @router.post(
     "/v1/auth/refresh",
     response_model=TokenResponse,
+    dependencies=[NoStore],
     summary="Trade a refresh token for a new token pair",
     responses=_PROBLEMS,
 )
 async def refresh(
-    body: RefreshRequest, session: DbSession, runtime: Runtime, ctx: Context, response: Response
+    body: RefreshRequest, session: DbSession, runtime: Runtime, ctx: Context
 ) -> TokenResponse:
-    response.headers["Cache-Control"] = "no-store"
     return await service.refresh(session, runtime, ctx=ctx, token=body.refresh_token)
 
 

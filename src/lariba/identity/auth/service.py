@@ -166,22 +166,23 @@ async def refresh(
     if not row.is_active:
         raise Unauthorized("The account is disabled.", code="account_disabled")
     if refresh_token.used_at is not None:
+        # Its own transaction: this request fails and rolls back, the revocation stays.
         async with runtime.sessionmaker.begin() as independent:
             await independent.execute(
                 update(AuthSession)
                 .where(AuthSession.id == auth_session.id, AuthSession.revoked_at.is_(None))
                 .values(revoked_at=now, revoked_reason="refresh_token_reuse")
             )
+            await audit.record(
+                independent,
+                ctx=ctx,
+                actor=actor,
+                action="auth.refresh_reuse_detected",
+                outcome="denied",
+                target_type="session",
+                target_id=auth_session.id,
+            )
         runtime.live_sessions.forget_user(auth_session.user_id)
-        await audit.record_now(
-            runtime.sessionmaker,
-            ctx=ctx,
-            actor=actor,
-            action="auth.refresh_reuse_detected",
-            outcome="denied",
-            target_type="session",
-            target_id=auth_session.id,
-        )
         raise Unauthorized(
             "This refresh token was already used; the session has been revoked. Log in again.",
             code="refresh_token_reused",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, status
 
 from lariba.core.db import DbSession
+from lariba.core.responses import UNAUTHENTICATED, NoStore
 from lariba.identity.audit import Context
 from lariba.identity.authn import InteractivePrincipal
 from lariba.identity.mfa import service
@@ -22,7 +23,7 @@ from lariba.identity.runtime import Runtime
 router = APIRouter(prefix="/v1/me/mfa", tags=["mfa"])
 
 _PROBLEMS: dict[int | str, dict[str, str]] = {
-    401: {"description": "Not authenticated (problem+json)"},
+    **UNAUTHENTICATED,
     403: {"description": "Called with an API key: `interactive_login_required`"},
 }
 _CHECKED: dict[int | str, dict[str, str]] = {
@@ -39,6 +40,7 @@ async def mfa_status(principal: InteractivePrincipal, session: DbSession) -> Mfa
 @router.post(
     "",
     response_model=MfaEnrolment,
+    dependencies=[NoStore],
     summary="Start two-factor enrolment: get a TOTP secret to add to an authenticator app",
     responses={
         409: {"description": "Already enabled: `mfa_already_enabled`"},
@@ -52,9 +54,7 @@ async def start_enrolment(
     session: DbSession,
     runtime: Runtime,
     ctx: Context,
-    response: Response,
 ) -> MfaEnrolment:
-    response.headers["Cache-Control"] = "no-store"
     return await service.start_enrolment(
         session, runtime, ctx=ctx, principal=principal, password=body.password
     )
@@ -63,6 +63,7 @@ async def start_enrolment(
 @router.post(
     "/confirm",
     response_model=RecoveryCodes,
+    dependencies=[NoStore],
     summary="Confirm enrolment with a code: turns two-factor on, returns recovery codes once",
     responses={
         409: {"description": "`mfa_not_pending` or `mfa_already_enabled`"},
@@ -76,9 +77,7 @@ async def confirm_enrolment(
     session: DbSession,
     runtime: Runtime,
     ctx: Context,
-    response: Response,
 ) -> RecoveryCodes:
-    response.headers["Cache-Control"] = "no-store"
     return await service.confirm_enrolment(
         session, runtime, ctx=ctx, principal=principal, code=body.code
     )
@@ -109,6 +108,7 @@ async def disable(
 @router.post(
     "/recovery-codes",
     response_model=RecoveryCodes,
+    dependencies=[NoStore],
     summary="Replace all recovery codes (needs a code); the new ones are shown once",
     responses={
         409: {"description": "Not enabled: `mfa_not_enabled`"},
@@ -122,9 +122,7 @@ async def regenerate_recovery_codes(
     session: DbSession,
     runtime: Runtime,
     ctx: Context,
-    response: Response,
 ) -> RecoveryCodes:
-    response.headers["Cache-Control"] = "no-store"
     return await service.regenerate_recovery_codes(
         session, runtime, ctx=ctx, principal=principal, code=body.code
     )

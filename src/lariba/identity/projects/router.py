@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, status
 from lariba.core.db import DbSession
 from lariba.core.logging import register_secret_path
 from lariba.core.pagination import Page, PageParams
+from lariba.core.responses import INVALID_INPUT, UNAUTHENTICATED, NoStore
 from lariba.identity.audit import Context
 from lariba.identity.authn import CurrentPrincipal, InteractivePrincipal
 from lariba.identity.authz import ProjectAdmin, ProjectOwner, ProjectViewer
@@ -33,9 +34,9 @@ router = APIRouter(tags=["projects"])
 register_secret_path(r"^/v1/invitations/(?P<secret>[^/]+)/accept$")
 
 _PROBLEMS: dict[int | str, dict[str, str]] = {
-    401: {"description": "Not authenticated (problem+json)"},
+    **UNAUTHENTICATED,
     404: {"description": "No such project, or not yours (`project_not_found`)"},
-    422: {"description": "Invalid input; `errors` names each field (problem+json)"},
+    **INVALID_INPUT,
 }
 _ROLE_PROBLEMS: dict[int | str, dict[str, str]] = {
     403: {"description": "Your role in the project is too low (`insufficient_role`)"},
@@ -167,6 +168,7 @@ async def transfer_ownership(
     "/v1/projects/{project_id}/invitations",
     status_code=status.HTTP_201_CREATED,
     response_model=InvitationCreated,
+    dependencies=[NoStore],
     summary="Invite someone by e-mail (admin)",
     responses={
         409: {"description": "Already a member (`already_member`)"},
@@ -220,7 +222,7 @@ async def revoke_invitation(
         403: {"description": "Invitation sent to another e-mail, or called with an API key"},
         404: {"description": "Unknown, expired, revoked or used invitation"},
         409: {"description": "Already a member (`already_member`)"},
-        401: {"description": "Not authenticated (problem+json)"},
+        **UNAUTHENTICATED,
     },
 )
 async def accept_invitation(
