@@ -10,16 +10,21 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lariba import __version__
-from lariba.cloud.catalog.router import router as catalog_router
+from lariba.cloud.engine.runtime import CloudRuntime
+from lariba.cloud.router import router as cloud_router
+from lariba.cloud.tasks import cloud_tasks
 from lariba.core import health
 from lariba.core.db import create_engine, create_sessionmaker
 from lariba.core.errors import install_error_handlers
+from lariba.core.idempotency import idempotency_tasks, install_idempotency
 from lariba.core.jobs import JobQueue, TaskRegistrar
 from lariba.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from lariba.core.settings import Settings
 from lariba.identity.router import router as identity_router
 from lariba.identity.runtime import IdentityRuntime
+from lariba.providers.base import Provider
 from lariba.providers.catalog import load_catalog
+from lariba.providers.factory import build_provider
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +36,18 @@ documents with a stable `code`. Lists are cursor-paginated: pass `next_cursor` b
 """
 
 
+def job_queue(
+    settings: Settings, database_url: str, cloud: CloudRuntime, *extra: TaskRegistrar
+) -> JobQueue:
+    """The job queue with every service's tasks (and ``extra`` ones, for tests)."""
+    return JobQueue(
+        database_url,
+        registrars=(cloud_tasks(cloud), idempotency_tasks(cloud.sessionmaker), *extra),
+        heartbeat_seconds=settings.worker_heartbeat_seconds,
+        stalled_after_seconds=settings.job_stalled_after_seconds,
+    )
+
+
 def create_app(
     settings: Settings,
     *,
@@ -38,13 +55,23 @@ def create_app(
     engine: AsyncEngine | None = None,
     run_worker: bool | None = None,
     task_registrars: Sequence[TaskRegistrar] = (),
+    provider: Provider | None = None,
 ) -> FastAPI:
     """Builds the API. ``database_url`` is resolved by the caller (the CLI starts the
     embedded PostgreSQL when none is configured). ``run_worker`` defaults to
-    ``settings.worker_in_process``; ``task_registrars`` add job tasks (tests)."""
+    ``settings.worker_in_process``; ``task_registrars`` add job tasks and ``provider``
+    replaces the one named by the settings (tests)."""
     engine = engine or create_engine(settings, database_url)
     sessionmaker = create_sessionmaker(engine)
-    jobs = JobQueue(database_url, registrars=task_registrars)
+    catalog = load_catalog(settings.provider.value, settings.catalog_file)
+    cloud = CloudRuntime(
+        settings=settings,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        provider=provider or build_provider(settings),
+        catalog=catalog,
+    )
+    jobs = job_queue(settings, database_url, cloud, *task_registrars)
     run_worker = settings.worker_in_process if run_worker is None else run_worker
 
     @asynccontextmanager
@@ -76,12 +103,14 @@ def create_app(
     app.state.sessionmaker = sessionmaker
     app.state.jobs = jobs
     app.state.identity = IdentityRuntime.create(settings, sessionmaker)
-    app.state.catalog = load_catalog(settings.provider.value, settings.catalog_file)
+    app.state.catalog = catalog
+    app.state.cloud = cloud
 
     install_error_handlers(app)
+    install_idempotency(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(identity_router)
-    app.include_router(catalog_router)
+    app.include_router(cloud_router)
     return app

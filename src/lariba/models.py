@@ -2,4 +2,6 @@
 
 
 def import_all_models() -> None:
+    import lariba.cloud.engine.models
+    import lariba.core.idempotency
     import lariba.identity.models  # noqa: F401

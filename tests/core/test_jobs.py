@@ -120,3 +120,23 @@ async def test_lariba_worker_runs_jobs_and_stops_on_sigterm(
         if worker.poll() is None:
             worker.kill()
             worker.wait()
+
+
+async def test_deferring_a_job_already_queued_keeps_the_transaction(
+    settings: Settings, test_database_url: str, db: AsyncSession
+) -> None:
+    jobs = JobQueue(test_database_url, registrars=[register_test_tasks])
+    app = create_app(settings, database_url=test_database_url, run_worker=False)
+    await jobs.open()
+    try:
+        async with app.state.sessionmaker() as session:
+            first = await jobs.defer(session, "tests_record", queueing_lock="once", value="a")
+            second = await jobs.defer(session, "tests_record", queueing_lock="once", value="b")
+            # The refused insert must not have aborted the caller's transaction.
+            assert (await session.execute(text("SELECT 1"))).scalar() == 1
+            await session.commit()
+        assert first is not None and second is None
+        assert await _job_statuses(db) == [("tests_record", "todo")]
+    finally:
+        await jobs.close()
+        await app.state.engine.dispose()

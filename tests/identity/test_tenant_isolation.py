@@ -48,7 +48,13 @@ async def project_snapshot(db: AsyncSession, project_id: object) -> tuple[Any, .
 
 
 def project_scoped(app: FastAPI) -> list[Operation]:
-    return [op for op in operations(app) if "{project_id}" in op.path]
+    """Routes a project member reaches by project id. Platform admin routes are not
+    among them: they answer 403 to anyone else, whatever the project."""
+    return [
+        op
+        for op in operations(app)
+        if "{project_id}" in op.path and not op.path.startswith("/v1/admin/")
+    ]
 
 
 def plausible_body(app: FastAPI, op: Operation, values: dict[str, Any]) -> dict[str, Any] | None:

@@ -123,17 +123,28 @@ def _announce_admin(email: str, password: str | None) -> None:
 @app.command()
 def worker() -> None:
     """Run a background worker: the jobs of every API replica, until SIGINT/SIGTERM."""
-    from lariba.core.jobs import JobQueue
+    from lariba.app import job_queue
+    from lariba.cloud.engine.runtime import CloudRuntime
+    from lariba.providers.factory import build_provider
 
     settings = _settings()
 
     async def run(url: str) -> None:
-        jobs = JobQueue(url)
+        engine = create_engine(settings, url)
+        cloud = CloudRuntime(
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            provider=build_provider(settings),
+            catalog=load_catalog(settings.provider.value, settings.catalog_file),
+        )
+        jobs = job_queue(settings, url, cloud)
         await jobs.open()
         try:
             await jobs.run_worker(concurrency=settings.worker_concurrency)
         finally:
             await jobs.close()
+            await engine.dispose()
 
     with database_url_for(settings) as url:
         migrations.upgrade(url)

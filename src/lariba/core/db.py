@@ -68,8 +68,14 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session. Commits when the endpoint succeeds, rolls back otherwise.
 
-    Services ``flush()``; they never commit.
+    Services ``flush()``; they never commit. A POST with an ``Idempotency-Key`` already
+    has its session, opened by the idempotency middleware: that one owns the transaction
+    (it commits the change together with the stored response), so it is used as it is.
     """
+    claimed: AsyncSession | None = getattr(request.state, "db_session", None)
+    if claimed is not None:
+        yield claimed
+        return
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session:
         try:

@@ -153,7 +153,12 @@ def _field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
         if error.get("type") == "json_invalid":
             field = "body"
         out.append(
-            {"field": field, "message": str(error.get("msg", "invalid")), "location": location}
+            {
+                "field": field,
+                # Pydantic prefixes the messages of custom validators; users need only ours.
+                "message": str(error.get("msg", "invalid")).removeprefix("Value error, "),
+                "location": location,
+            }
         )
     return out
 

@@ -2,7 +2,7 @@
 transaction: a rolled-back request leaves no job, a committed one always has its job.
 
 Services register their tasks with a function taking the procrastinate App (see
-``register_core_tasks``): tasks are declared per App, because a task object remembers the
+``_core_tasks``): tasks are declared per App, because a task object remembers the
 one App it belongs to and a process may hold several (tests run two API replicas in one
 process). Any number of ``lariba worker`` processes (or the worker inside ``lariba
 serve``) run the jobs.
@@ -19,14 +19,11 @@ import procrastinate
 import structlog
 from procrastinate import JobContext
 from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 log = structlog.get_logger(__name__)
-
-# A job whose worker has sent no heartbeat for this long died with its worker (SIGKILL,
-# host lost): it is put back in the queue. Procrastinate's heartbeat is every 10 s.
-STALLED_AFTER_SECONDS = 60
 
 TaskRegistrar = Callable[[procrastinate.App], None]
 
@@ -36,25 +33,87 @@ def libpq_url(database_url: str) -> str:
     return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def register_core_tasks(app: procrastinate.App) -> None:
-    @app.periodic(cron="* * * * *", periodic_id="retry-stalled-jobs")
-    @app.task(name="retry_stalled_jobs", queueing_lock="retry_stalled_jobs", pass_context=True)
-    async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
-        """Puts back in the queue the jobs of workers that died mid-job."""
-        manager = context.app.job_manager
-        stalled = list(
-            await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER_SECONDS)
-        )
-        for job in stalled:
-            log.warning("job_stalled_retrying", job_id=job.id, task=job.task_name)
+async def retry_stalled(manager: procrastinate.manager.JobManager, *, after_seconds: float) -> int:
+    """Puts back in the queue the jobs of workers that died mid-job (no heartbeat for
+    ``after_seconds``). Two workers may race on the same job: the loser's retry fails
+    harmlessly because the job is no longer ``doing``."""
+    stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=after_seconds))
+    retried = 0
+    for job in stalled:
+        try:
             await manager.retry_job(job)
-        return len(stalled)
+        except Exception as exc:  # another worker retried it first
+            log.info("stalled_job_already_retried", job_id=job.id, error_type=type(exc).__name__)
+            continue
+        log.warning("job_stalled_retrying", job_id=job.id, task=job.task_name)
+        retried += 1
+    return retried
+
+
+def _core_tasks(stalled_after_seconds: float) -> TaskRegistrar:
+    def register(app: procrastinate.App) -> None:
+        @app.periodic(cron="* * * * *", periodic_id="retry-stalled-jobs")
+        @app.task(name="retry_stalled_jobs", queueing_lock="retry_stalled_jobs", pass_context=True)
+        async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
+            """The backstop of every worker's own watch (``JobQueue._watch_stalled``)."""
+            return await retry_stalled(context.app.job_manager, after_seconds=stalled_after_seconds)
+
+    return register
+
+
+async def defer_in_transaction(
+    app: procrastinate.App,
+    session: AsyncSession,
+    task_name: str,
+    *,
+    lock: str | None = None,
+    queueing_lock: str | None = None,
+    bring_forward: bool = True,
+    **kwargs: Any,
+) -> int | None:
+    """Enqueues ``task_name`` in the transaction of ``session``: the job exists if and
+    only if that transaction commits. Returns the job id, or None when a job with the
+    same ``queueing_lock`` is already waiting (that one will do the work); with
+    ``bring_forward`` its scheduled time is moved up to now.
+
+    Jobs sharing a ``lock`` never run at the same time, on any worker."""
+    try:
+        # A savepoint: the refused insert must not abort the caller's transaction. Asking
+        # for the connection inside it is what makes SQLAlchemy emit the SAVEPOINT.
+        async with session.begin_nested():
+            connection = await session.connection()
+            raw = await connection.get_raw_connection()
+            deferrer = app.configure_task(
+                task_name,
+                connection=raw.driver_connection,
+                lock=lock,
+                queueing_lock=queueing_lock,
+            )
+            job_id: int = await deferrer.defer_async(**kwargs)
+    except procrastinate.exceptions.AlreadyEnqueued:
+        if bring_forward:
+            await session.execute(
+                text(
+                    "UPDATE procrastinate_jobs SET scheduled_at = now() "
+                    "WHERE queueing_lock = :lock AND status = 'todo' AND scheduled_at > now()"
+                ),
+                {"lock": queueing_lock},
+            )
+        return None
+    return job_id
 
 
 class JobQueue:
     """The process's handle on the job tables: defers jobs and runs a worker."""
 
-    def __init__(self, database_url: str, *, registrars: Sequence[TaskRegistrar] = ()) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        registrars: Sequence[TaskRegistrar] = (),
+        heartbeat_seconds: float = 10.0,
+        stalled_after_seconds: float = 60.0,
+    ) -> None:
         self._pool = AsyncConnectionPool(
             libpq_url(database_url),
             min_size=1,
@@ -62,8 +121,10 @@ class JobQueue:
             open=False,
             check=AsyncConnectionPool.check_connection,
         )
+        self._heartbeat_seconds = heartbeat_seconds
+        self._stalled_after_seconds = stalled_after_seconds
         self.app = procrastinate.App(connector=procrastinate.PsycopgConnector())
-        for register in (register_core_tasks, *registrars):
+        for register in (_core_tasks(stalled_after_seconds), *registrars):
             register(self.app)
         self._worker: asyncio.Task[None] | None = None
 
@@ -78,22 +139,55 @@ class JobQueue:
         await self.app.close_async()
         await self._pool.close()
 
-    async def defer(self, session: AsyncSession, task_name: str, **kwargs: Any) -> int:
-        """Enqueues ``task_name`` in the transaction of ``session``: the job exists if and
-        only if that transaction commits. Returns the job id."""
-        connection = await session.connection()
-        raw = await connection.get_raw_connection()
-        job_id: int = await self.app.configure_task(
-            task_name, connection=raw.driver_connection
-        ).defer_async(**kwargs)
-        return job_id
+    async def defer(
+        self,
+        session: AsyncSession,
+        task_name: str,
+        *,
+        lock: str | None = None,
+        queueing_lock: str | None = None,
+        **kwargs: Any,
+    ) -> int | None:
+        """See ``defer_in_transaction``."""
+        return await defer_in_transaction(
+            self.app, session, task_name, lock=lock, queueing_lock=queueing_lock, **kwargs
+        )
+
+    def _worker_task(self, *, concurrency: int, install_signal_handlers: bool) -> Any:
+        return self.app.run_worker_async(
+            concurrency=concurrency,
+            install_signal_handlers=install_signal_handlers,
+            wait=True,
+            update_heartbeat_interval=self._heartbeat_seconds,
+            stalled_worker_timeout=self._stalled_after_seconds,
+        )
+
+    async def _watch_stalled(self) -> None:
+        """Every few seconds, re-queues the jobs of dead workers, so a crash is recovered
+        within about ``stalled_after_seconds`` rather than at the next minute's cron."""
+        interval = max(self._heartbeat_seconds, self._stalled_after_seconds / 4)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await retry_stalled(self.app.job_manager, after_seconds=self._stalled_after_seconds)
+            except Exception as exc:  # the database may be away; try again next round
+                log.warning("stalled_job_watch_failed", error_type=type(exc).__name__)
+
+    async def _run(self, *, concurrency: int, install_signal_handlers: bool) -> None:
+        watch = asyncio.create_task(self._watch_stalled(), name="lariba-stalled-job-watch")
+        try:
+            await self._worker_task(
+                concurrency=concurrency, install_signal_handlers=install_signal_handlers
+            )
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
 
     def start_worker(self, *, concurrency: int = 4) -> None:
         """Runs a worker in this process's event loop until ``stop_worker``."""
         self._worker = asyncio.create_task(
-            self.app.run_worker_async(
-                concurrency=concurrency, install_signal_handlers=False, wait=True
-            ),
+            self._run(concurrency=concurrency, install_signal_handlers=False),
             name="lariba-job-worker",
         )
 
@@ -107,4 +201,4 @@ class JobQueue:
 
     async def run_worker(self, *, concurrency: int = 4) -> None:
         """Runs a worker in the foreground until SIGINT/SIGTERM (``lariba worker``)."""
-        await self.app.run_worker_async(concurrency=concurrency, install_signal_handlers=True)
+        await self._run(concurrency=concurrency, install_signal_handlers=True)

@@ -139,6 +139,36 @@ class Settings(BaseSettings):
     worker_concurrency: Annotated[int, Field(ge=1, le=64)] = Field(
         default=4, description="Jobs one worker runs at once."
     )
+    worker_heartbeat_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=10.0, description="How often a worker tells PostgreSQL it is alive."
+    )
+    job_stalled_after_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=60.0,
+        description=(
+            "A job whose worker has sent no heartbeat for this long is run again by another "
+            "worker (the first one died). At least three heartbeats."
+        ),
+    )
+    reconcile_poll_seconds: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=2.0,
+        description="How soon the reconciler looks again at a resource the provider is changing.",
+    )
+    reconcile_retry_base_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=1.0, description="First wait before retrying a throttled or failed provider call."
+    )
+    reconcile_retry_max_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=60.0, description="Longest wait between retries (the wait doubles up to it)."
+    )
+    reconcile_max_retries: Annotated[int, Field(ge=1)] = Field(
+        default=12,
+        description="Consecutive retriable failures after which a resource goes to `error`.",
+    )
+    quota_instances: Annotated[int, Field(ge=0)] = Field(
+        default=20, description="Default limit of instances per project."
+    )
+    quota_vcpus: Annotated[int, Field(ge=0)] = Field(
+        default=64, description="Default limit of instance vCPUs per project."
+    )
     provider: ProviderName = Field(
         default=ProviderName.local,
         description="Where resources run: local (this machine) or aws.",
@@ -147,6 +177,17 @@ class Settings(BaseSettings):
     aws_endpoint_url: str | None = Field(
         default=None,
         description="Endpoint override for every AWS service (moto server, LocalStack).",
+    )
+    aws_connect_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=5.0, description="Longest wait to connect to an AWS endpoint."
+    )
+    aws_read_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=20.0, description="Longest wait for an AWS answer, per attempt."
+    )
+    aws_max_attempts: Annotated[int, Field(ge=1, le=10)] = Field(
+        default=3,
+        description="Attempts per AWS call (the first included) before the reconciler's own "
+        "backoff takes over.",
     )
     catalog_file: Path | None = Field(
         default=None,
@@ -180,6 +221,15 @@ class Settings(BaseSettings):
                 problems.append("LARIBA_ADMIN_PASSWORD must not be a default value")
             if problems:
                 raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _stall_detection_outlasts_heartbeats(self) -> Settings:
+        if self.job_stalled_after_seconds < 3 * self.worker_heartbeat_seconds:
+            raise ValueError(
+                "LARIBA_JOB_STALLED_AFTER_SECONDS must be at least three "
+                "LARIBA_WORKER_HEARTBEAT_SECONDS, or live jobs would be run twice"
+            )
         return self
 
     @property

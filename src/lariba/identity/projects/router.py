@@ -102,7 +102,10 @@ async def update_project(
     "/v1/projects/{project_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a project (owner)",
-    responses=_ROLE_PROBLEMS,
+    responses={
+        409: {"description": "Resources are left in the project (`project_not_empty`)"},
+        **_ROLE_PROBLEMS,
+    },
 )
 async def delete_project(access: ProjectOwner, session: DbSession, ctx: Context) -> None:
     await service.delete_project(session, ctx=ctx, access=access)

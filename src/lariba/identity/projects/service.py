@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Row, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lariba.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -18,6 +19,9 @@ from lariba.identity.authn import Principal
 from lariba.identity.authz import ProjectAccess, effective_role, scoped_projects
 from lariba.identity.models import Membership, Project, Role, User
 from lariba.identity.projects.schemas import MemberOut, ProjectOut
+
+# What PostgreSQL raises when a trigger refuses the deletion of a project in use.
+RESTRICT_VIOLATION = "23001"
 
 
 async def create_project(
@@ -101,10 +105,20 @@ async def update_project(
 async def delete_project(
     session: AsyncSession, *, ctx: RequestContext, access: ProjectAccess
 ) -> None:
-    """Deletes the project; its memberships, invitations and API keys go with it."""
+    """Deletes the project; its memberships, invitations and API keys go with it. A
+    project whose resources are not all deleted stays (a database trigger refuses)."""
     project = access.project
-    await session.delete(project)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            await session.delete(project)
+            await session.flush()
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != RESTRICT_VIOLATION:
+            raise
+        raise Conflict(
+            "The project still has resources; delete them first, then the project.",
+            code="project_not_empty",
+        ) from None
     await audit.record(
         session,
         ctx=ctx,

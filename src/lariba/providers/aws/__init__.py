@@ -18,5 +18,8 @@ def aws_provider(settings: Settings) -> Provider:
         compute=AwsCompute(
             catalog=load_catalog("aws", settings.catalog_file),
             endpoint_url=settings.aws_endpoint_url,
+            connect_timeout_seconds=settings.aws_connect_timeout_seconds,
+            read_timeout_seconds=settings.aws_read_timeout_seconds,
+            max_attempts=settings.aws_max_attempts,
         ),
     )

@@ -18,21 +18,34 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# Retries cover throttling and 5xx inside one provider call; the timeouts bound each
-# attempt, so a call gives up after about 3 x (5 + 20) seconds at worst.
-CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=5,
-    read_timeout=20,
-)
+# Retries cover throttling, 5xx and timeouts inside one provider call; the timeouts bound
+# each attempt, so with these defaults a call gives up after about 3 x (5 + 20) seconds.
+CONNECT_TIMEOUT_SECONDS = 5.0
+READ_TIMEOUT_SECONDS = 20.0
+MAX_ATTEMPTS = 3
 
 
 class Ec2Clients:
-    """Creates each region's client once: clients are thread-safe, sessions are not."""
+    """Creates each region's client once: clients are thread-safe, sessions are not.
+    ``max_attempts`` counts the first attempt (botocore's standard retry mode)."""
 
-    def __init__(self, *, session: boto3.session.Session | None, endpoint_url: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        session: boto3.session.Session | None,
+        endpoint_url: str | None,
+        connect_timeout_seconds: float = CONNECT_TIMEOUT_SECONDS,
+        read_timeout_seconds: float = READ_TIMEOUT_SECONDS,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
         self._session = session or boto3.session.Session()
         self._endpoint_url = endpoint_url
+        self._config = Config(
+            # botocore's own "max_attempts" counts retries only: 3 would mean 4 attempts.
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
+            connect_timeout=connect_timeout_seconds,
+            read_timeout=read_timeout_seconds,
+        )
         self._clients: dict[str, EC2Client] = {}
         self._lock = threading.Lock()
 
@@ -44,7 +57,7 @@ class Ec2Clients:
                     "ec2",
                     region_name=region,
                     endpoint_url=self._endpoint_url,
-                    config=CLIENT_CONFIG,
+                    config=self._config,
                 )
                 self._clients[region] = client
             return client

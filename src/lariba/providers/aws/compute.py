@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, cast
 import boto3
 import structlog
 
-from lariba.providers.aws.client import Ec2Clients, call
+from lariba.providers.aws.client import (
+    CONNECT_TIMEOUT_SECONDS,
+    MAX_ATTEMPTS,
+    READ_TIMEOUT_SECONDS,
+    Ec2Clients,
+    call,
+)
 from lariba.providers.aws.images import AmiResolver
 from lariba.providers.aws.network import (
     default_vpc,
@@ -46,7 +52,8 @@ LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 
 class AwsCompute:
     """EC2 in the catalog's regions. ``session`` carries credentials (tests pass dummy ones);
-    unset, boto3's usual chain applies (environment, profile, instance role)."""
+    unset, boto3's usual chain applies (environment, profile, instance role). The timeouts
+    bound each attempt; ``max_attempts`` counts the first one."""
 
     def __init__(
         self,
@@ -54,9 +61,18 @@ class AwsCompute:
         catalog: Catalog,
         endpoint_url: str | None = None,
         session: boto3.session.Session | None = None,
+        connect_timeout_seconds: float = CONNECT_TIMEOUT_SECONDS,
+        read_timeout_seconds: float = READ_TIMEOUT_SECONDS,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self._catalog = catalog
-        self._clients = Ec2Clients(session=session, endpoint_url=endpoint_url)
+        self._clients = Ec2Clients(
+            session=session,
+            endpoint_url=endpoint_url,
+            connect_timeout_seconds=connect_timeout_seconds,
+            read_timeout_seconds=read_timeout_seconds,
+            max_attempts=max_attempts,
+        )
         self._amis = AmiResolver()
         self._vpcs: dict[str, str] = {}
 
@@ -118,6 +134,9 @@ class AwsCompute:
                 }
             ],
             "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+            # EC2 answers a repeated token with the instance it already launched, so even
+            # a create whose answer was lost cannot launch a second one there.
+            "ClientToken": str(spec.resource_id),
             "TagSpecifications": [
                 {"ResourceType": "instance", "Tags": tags},
                 {"ResourceType": "volume", "Tags": tags},

@@ -131,8 +131,8 @@ class LocalCompute:
     def _admit(self, region: str) -> None:
         if not self._enabled:
             raise PermanentProviderError(
-                "local compute is disabled in production: set LARIBA_LOCAL_COMPUTE_ENABLED=true "
-                "to run instances as processes on this machine",
+                "local compute is disabled (it is off by default in production): set "
+                "LARIBA_LOCAL_COMPUTE_ENABLED=true to run instances as processes on this machine",
                 code="LocalComputeDisabled",
             )
         if self._catalog.region(region) is None:

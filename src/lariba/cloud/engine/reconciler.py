@@ -1,0 +1,331 @@
+"""The reconciler: a level-triggered pass per resource, run as durable jobs.
+
+A pass reads the desired state, observes the provider, acts, and records what it saw.
+Passes of one resource never overlap: procrastinate's job ``lock`` serialises them, and a
+PostgreSQL advisory lock fences off a worker judged dead that is in fact still running.
+Retriable provider errors back off exponentially with jitter; refusals end in ``error``
+with the provider's reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import procrastinate
+import structlog
+from procrastinate import JobContext
+from sqlalchemy import func, select, text
+
+from lariba.cloud.engine.models import (
+    ACTIVE_OPERATION,
+    Operation,
+    OperationStatus,
+    Resource,
+    ResourceStatus,
+)
+from lariba.cloud.engine.operations import (
+    RECONCILE_TASK,
+    active_operation,
+    database_now,
+    enqueue_reconcile,
+    reconcile_locks,
+    record_event,
+    set_status,
+)
+from lariba.cloud.engine.runtime import CloudRuntime
+from lariba.core.jobs import TaskRegistrar
+from lariba.providers.base import PermanentProviderError, ProviderError, TransientProviderError
+
+log = structlog.get_logger(__name__)
+
+RESYNC_TASK = "resync_resources"
+
+
+@dataclass(frozen=True)
+class Converged:
+    """The resource matches its desired state: its operation is done."""
+
+
+@dataclass(frozen=True)
+class Requeue:
+    """The provider is still changing the resource: look again in ``after`` seconds."""
+
+    after: float
+
+
+Outcome = Converged | Requeue
+
+
+class ResourceKind(Protocol):
+    """What a resource kind (instance, bucket, database) plugs into the engine."""
+
+    name: str
+
+    async def reconcile(self, work: ReconcilePass) -> Outcome:
+        """One level-triggered pass: observe, act idempotently, record."""
+        ...
+
+    async def drifted(self, runtime: CloudRuntime) -> Sequence[uuid.UUID]:
+        """Resources of this kind whose provider state no longer matches their record,
+        found from the provider's inventory (one listing per region, not one call per
+        resource)."""
+        ...
+
+
+class ReconcilePass:
+    """One pass over one resource. ``resource`` and ``operation`` are snapshots taken at
+    the start; ``save`` writes the observed side in its own short transaction."""
+
+    def __init__(
+        self, runtime: CloudRuntime, resource: Resource, operation: Operation | None
+    ) -> None:
+        self.runtime = runtime
+        self.resource = resource
+        self.operation = operation
+        self.generation = resource.generation
+
+    async def save(
+        self,
+        *,
+        status: str | None = None,
+        reason: str | None = None,
+        event_type: str = "status_changed",
+        progress: str | None = None,
+        operation_params: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> None:
+        """Records what the pass saw or did. A status change is skipped when the user
+        changed the desired state meanwhile (a newer pass is queued and will set it);
+        ``fields`` (provider id, observations, attempts) are always kept."""
+        async with self.runtime.sessionmaker.begin() as session:
+            resource = await session.get(Resource, self.resource.id, with_for_update=True)
+            if resource is None:
+                return
+            for name, value in fields.items():
+                setattr(resource, name, value)
+            operation_id = self.operation.id if self.operation is not None else None
+            if status is not None and resource.generation == self.generation:
+                if event_type == "status_changed":
+                    set_status(session, resource, status, reason=reason, operation_id=operation_id)
+                else:
+                    record_event(
+                        session,
+                        resource,
+                        from_status=resource.status,
+                        to_status=status,
+                        reason=reason,
+                        operation_id=operation_id,
+                        type=event_type,
+                    )
+                    resource.status = status
+                    resource.status_reason = reason
+            if self.operation is not None and (progress or operation_params):
+                operation = await session.get(Operation, self.operation.id)
+                if operation is not None and operation.status in ACTIVE_OPERATION:
+                    if progress:
+                        operation.progress = progress[:200]
+                    if operation_params:
+                        operation.params = {**operation.params, **operation_params}
+                        self.operation.params = operation.params
+            await session.flush()
+            self.resource = resource
+
+    async def _finish(self, *, succeeded: bool, error: dict[str, Any] | None) -> None:
+        """Ends the pass's operation, if the resource is still at its generation."""
+        if self.operation is None:
+            return
+        async with self.runtime.sessionmaker.begin() as session:
+            operation = await session.get(Operation, self.operation.id, with_for_update=True)
+            resource = await session.get(Resource, self.resource.id)
+            if (
+                operation is None
+                or resource is None
+                or operation.status not in ACTIVE_OPERATION
+                or resource.generation != operation.target_generation
+            ):
+                return
+            outcome = OperationStatus.succeeded if succeeded else OperationStatus.failed
+            operation.status = outcome.value
+            operation.error = error
+            operation.progress = None
+            operation.finished_at = await database_now(session)
+
+    async def converge(self) -> None:
+        await self.save(observed_generation=self.generation, retries=0, last_error=None)
+        await self._finish(succeeded=True, error=None)
+
+    async def fail(self, exc: ProviderError) -> None:
+        error = {"code": exc.code, "message": exc.message}
+        await self.save(
+            status=ResourceStatus.error.value,
+            reason=failure_reason(exc),
+            retries=0,
+            last_error=error,
+        )
+        await self._finish(succeeded=False, error=error)
+
+    async def retry_later(self, exc: TransientProviderError) -> Requeue | None:
+        """Backs off, or gives up (None) after ``reconcile_max_retries`` in a row."""
+        settings = self.runtime.settings
+        retries = self.resource.retries + 1
+        if retries > settings.reconcile_max_retries:
+            await self.fail(
+                TransientProviderError(
+                    f"gave up after {settings.reconcile_max_retries} retries: {exc.message}",
+                    code=exc.code,
+                )
+            )
+            return None
+        delay = backoff(
+            retries,
+            base=settings.reconcile_retry_base_seconds,
+            cap=settings.reconcile_retry_max_seconds,
+        )
+        await self.save(
+            retries=retries,
+            last_error={"code": exc.code, "message": exc.message, "retriable": True},
+            progress=f"provider busy ({exc.code}); retry {retries} in {delay:.1f}s",
+        )
+        log.info(
+            "reconcile_retry",
+            resource_id=str(self.resource.id),
+            code=exc.code,
+            retry=retries,
+            delay=round(delay, 2),
+        )
+        return Requeue(after=delay)
+
+
+def failure_reason(exc: ProviderError) -> str:
+    return f"{exc.message} ({exc.code})"
+
+
+def backoff(retry: int, *, base: float, cap: float) -> float:
+    """Capped exponential backoff with "equal jitter": between half and all of
+    ``min(cap, base * 2**(retry-1))``, so retries spread out yet never hammer."""
+    ceiling: float = min(cap, base * 2.0 ** (retry - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - not a secret
+
+
+@contextlib.asynccontextmanager
+async def _exclusively(runtime: CloudRuntime, resource_id: uuid.UUID) -> AsyncIterator[bool]:
+    key = func.hashtextextended(f"lariba:resource:{resource_id}", 0)
+    async with runtime.engine.connect() as connection:
+        acquired = bool((await connection.execute(select(func.pg_try_advisory_lock(key)))).scalar())
+        await connection.commit()
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                await connection.execute(select(func.pg_advisory_unlock(key)))
+                await connection.commit()
+
+
+async def _load(
+    runtime: CloudRuntime, resource_id: uuid.UUID
+) -> tuple[Resource | None, Operation | None]:
+    async with runtime.sessionmaker.begin() as session:
+        resource = await session.get(Resource, resource_id)
+        if resource is None:
+            return None, None
+        operation = await active_operation(session, resource_id)
+        if operation is not None and operation.status == OperationStatus.pending.value:
+            operation.status = OperationStatus.running.value
+            operation.started_at = await database_now(session)
+        return resource, operation
+
+
+async def reconcile_once(
+    runtime: CloudRuntime, kinds: Mapping[str, ResourceKind], resource_id: uuid.UUID
+) -> Outcome | None:
+    """One pass over the resource; returns when to look again (None: not needed)."""
+    async with _exclusively(runtime, resource_id) as acquired:
+        if not acquired:
+            return Requeue(after=runtime.settings.reconcile_poll_seconds)
+        resource, operation = await _load(runtime, resource_id)
+        if resource is None:
+            return None
+        if resource.status == ResourceStatus.deleted.value and operation is None:
+            return None
+        work = ReconcilePass(runtime, resource, operation)
+        try:
+            outcome = await kinds[resource.kind].reconcile(work)
+        except TransientProviderError as exc:
+            return await work.retry_later(exc)
+        except PermanentProviderError as exc:
+            log.warning(
+                "reconcile_failed", resource_id=str(resource_id), code=exc.code, error=exc.message
+            )
+            await work.fail(exc)
+            return None
+        if isinstance(outcome, Converged):
+            await work.converge()
+            return None
+        if work.resource.retries:
+            await work.save(retries=0, last_error=None)
+        return outcome
+
+
+def reconciler_tasks(runtime: CloudRuntime, kinds: Sequence[ResourceKind]) -> TaskRegistrar:
+    by_name = {kind.name: kind for kind in kinds}
+
+    def register(app: procrastinate.App) -> None:
+        @app.task(
+            name=RECONCILE_TASK,
+            pass_context=True,
+            # Only unexpected failures (database away, a bug) reach procrastinate's retry;
+            # provider errors are handled by the pass.
+            retry=procrastinate.RetryStrategy(max_attempts=20, exponential_wait=2),
+        )
+        async def reconcile_resource(context: JobContext, resource_id: str) -> None:
+            ident = uuid.UUID(resource_id)
+            outcome = await reconcile_once(runtime, by_name, ident)
+            if isinstance(outcome, Requeue):
+                locks = reconcile_locks(ident)
+                deferrer = context.app.configure_task(
+                    RECONCILE_TASK,
+                    schedule_in={"seconds": outcome.after},
+                    lock=locks["lock"],
+                    queueing_lock=locks["queueing_lock"],
+                )
+                with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
+                    # Already queued: that pass will look at the latest state.
+                    await deferrer.defer_async(resource_id=resource_id)
+
+        @app.periodic(cron="* * * * *", periodic_id="resync-resources")
+        @app.task(name=RESYNC_TASK, queueing_lock=RESYNC_TASK, pass_context=True)
+        async def resync_resources(context: JobContext, timestamp: int) -> int:
+            return await resync(runtime, kinds, context.app)
+
+    return register
+
+
+async def resync(
+    runtime: CloudRuntime, kinds: Sequence[ResourceKind], jobs: procrastinate.App
+) -> int:
+    """Queues a reconcile of every resource that drifted at the provider, and of every
+    resource whose operation has no job left (its job ran out of retries)."""
+    ids: set[uuid.UUID] = set()
+    for kind in kinds:
+        try:
+            ids.update(await kind.drifted(runtime))
+        except ProviderError as exc:
+            log.warning("resync_inventory_failed", kind=kind.name, code=exc.code)
+    async with runtime.sessionmaker.begin() as session:
+        no_job = text(
+            "NOT EXISTS (SELECT 1 FROM procrastinate_jobs j"
+            " WHERE j.lock = 'resource:' || operations.resource_id::text"
+            " AND j.status IN ('todo', 'doing'))"
+        )
+        orphaned_operations = await session.execute(
+            select(Operation.resource_id).where(Operation.status.in_(ACTIVE_OPERATION), no_job)
+        )
+        ids.update(orphaned_operations.scalars())
+        for resource_id in ids:
+            await enqueue_reconcile(session, jobs, resource_id, bring_forward=False)
+    return len(ids)

@@ -1,0 +1,1 @@
+"""Instances (virtual machines): the first resource kind on the lifecycle engine."""

@@ -1,0 +1,392 @@
+"""Instance use cases: every change is an operation the reconciler carries out."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from collections.abc import Sequence
+
+import procrastinate
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lariba.cloud.engine import quotas
+from lariba.cloud.engine.models import (
+    DesiredState,
+    OperationType,
+    Resource,
+    ResourceStatus,
+)
+from lariba.cloud.engine.operations import (
+    begin_operation,
+    completed_operation,
+    latest_operation,
+    record_event,
+    refuse_if_busy,
+)
+from lariba.cloud.engine.runtime import CloudRuntime
+from lariba.cloud.engine.schemas import OperationOut
+from lariba.cloud.instances.reconcile import KIND
+from lariba.cloud.instances.schemas import ConsoleOut, InstanceCreate, InstanceOut
+from lariba.core.errors import Conflict, InvalidInput, LaribaError, NotFound
+from lariba.core.pagination import Page, PageRequest, fetch_page
+from lariba.identity import audit
+from lariba.identity.audit import RequestContext
+from lariba.identity.authz import ProjectAccess
+from lariba.providers.base import ProviderError, TransientProviderError
+from lariba.providers.catalog import Size
+
+
+class InvalidState(Conflict):
+    code = "invalid_state"
+
+
+class ProviderUnavailable(LaribaError):
+    status = 503
+    code = "provider_unavailable"
+    title = "Provider unavailable"
+
+
+def _fingerprint(public_key: str) -> str:
+    blob = base64.b64decode(public_key.split()[1])
+    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    return f"SHA256:{digest}"
+
+
+def _size(cloud: CloudRuntime, name: str) -> Size:
+    size = cloud.catalog.size(name)
+    if size is None:
+        known = ", ".join(s.name for s in cloud.catalog.sizes)
+        raise InvalidInput("size", f"unknown size {name!r}; choose one of {known}")
+    return size
+
+
+async def create_instance(
+    session: AsyncSession,
+    *,
+    cloud: CloudRuntime,
+    jobs: procrastinate.App,
+    access: ProjectAccess,
+    body: InstanceCreate,
+    ctx: RequestContext,
+) -> OperationOut:
+    catalog = cloud.catalog
+    region = body.region or catalog.regions[0].name
+    if catalog.region(region) is None:
+        known = ", ".join(r.name for r in catalog.regions)
+        raise InvalidInput("region", f"unknown region {region!r}; choose one of {known}")
+    size = _size(cloud, body.size)
+    if catalog.image(body.image) is None:
+        known = ", ".join(i.name for i in catalog.images)
+        raise InvalidInput("image", f"unknown image {body.image!r}; choose one of {known}")
+    project_id = access.project.id
+    usage = {"instances": 1, "vcpus": size.vcpus}
+    await _refuse_taken_name(session, project_id=project_id, name=body.name)
+    await quotas.reserve(session, settings=cloud.settings, project_id=project_id, requested=usage)
+    spec = {
+        "size": size.name,
+        "image": body.image,
+        "user_data": body.user_data,
+        "ssh_public_key": body.ssh_public_key,
+        "ssh_key_fingerprint": _fingerprint(body.ssh_public_key) if body.ssh_public_key else None,
+        "firewall": [rule.model_dump() for rule in body.firewall],
+        "public_ip": body.public_ip,
+    }
+    resource = Resource(
+        id=uuid.uuid4(),
+        project_id=project_id,
+        kind=KIND,
+        name=body.name,
+        region=region,
+        provider=cloud.provider.name,
+        spec=spec,
+        desired_state=DesiredState.running.value,
+        status=ResourceStatus.pending.value,
+        usage=usage,
+        labels=body.labels,
+        generation=1,
+        observed_generation=0,
+    )
+    session.add(resource)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise _name_taken(body.name) from None
+    record_event(session, resource, from_status=None, to_status=resource.status, reason="created")
+    operation = await begin_operation(
+        session,
+        jobs=jobs,
+        resource=resource,
+        type=OperationType.create,
+        actor=access.principal.actor,
+    )
+    await _audit(session, ctx=ctx, access=access, action="instance.create", resource=resource)
+    return OperationOut.of(operation)
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(
+        f"The project already has an instance named {name!r}; choose another name.",
+        code="name_taken",
+        extra={"errors": [{"field": "name", "message": "already taken", "location": "body"}]},
+    )
+
+
+async def _refuse_taken_name(session: AsyncSession, *, project_id: uuid.UUID, name: str) -> None:
+    taken = await session.scalar(
+        select(Resource.id).where(
+            Resource.project_id == project_id,
+            Resource.kind == KIND,
+            Resource.name == name,
+            Resource.status != ResourceStatus.deleted.value,
+        )
+    )
+    if taken is not None:
+        raise _name_taken(name)
+
+
+async def _audit(
+    session: AsyncSession,
+    *,
+    ctx: RequestContext,
+    access: ProjectAccess,
+    action: str,
+    resource: Resource,
+    details: dict[str, object] | None = None,
+) -> None:
+    await audit.record(
+        session,
+        ctx=ctx,
+        actor=access.principal.actor,
+        action=action,
+        target_type=KIND,
+        target_id=resource.id,
+        project_id=resource.project_id,
+        details={"name": resource.name, **(details or {})},
+    )
+
+
+async def load_instance(
+    session: AsyncSession, *, access: ProjectAccess, instance_id: uuid.UUID, lock: bool = False
+) -> Resource:
+    stmt = select(Resource).where(
+        Resource.id == instance_id,
+        Resource.project_id == access.project.id,
+        Resource.kind == KIND,
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    resource = await session.scalar(stmt)
+    if resource is None:
+        raise NotFound(f"Instance {instance_id} not found.", code="instance_not_found")
+    return resource
+
+
+async def list_instances(
+    session: AsyncSession,
+    *,
+    access: ProjectAccess,
+    page: PageRequest,
+    statuses: Sequence[str],
+    labels: Sequence[str],
+) -> Page[InstanceOut]:
+    stmt = select(Resource).where(Resource.project_id == access.project.id, Resource.kind == KIND)
+    if statuses:
+        stmt = stmt.where(Resource.status.in_(statuses))
+    else:
+        stmt = stmt.where(Resource.status != ResourceStatus.deleted.value)
+    for selector in labels:
+        key, has_value, value = selector.partition("=")
+        if has_value:
+            stmt = stmt.where(Resource.labels.contains({key: value}))
+        else:
+            stmt = stmt.where(Resource.labels.has_key(key))
+    rows, cursor = await fetch_page(
+        session, stmt, page=page, created_at=Resource.created_at, ident=Resource.id
+    )
+    return Page(items=[InstanceOut.of(row.Resource) for row in rows], next_cursor=cursor)
+
+
+def _refuse_deleted(resource: Resource) -> None:
+    if resource.desired_state == DesiredState.deleted.value:
+        raise InvalidState(
+            f"Instance {resource.id} is being deleted or is deleted ({resource.status}).",
+            extra={"resource_status": resource.status},
+        )
+
+
+async def update_labels(
+    session: AsyncSession,
+    *,
+    access: ProjectAccess,
+    instance_id: uuid.UUID,
+    labels: dict[str, str],
+    ctx: RequestContext,
+) -> OperationOut:
+    """Labels live in Lariba only, so the change is done when the request is."""
+    resource = await load_instance(session, access=access, instance_id=instance_id, lock=True)
+    _refuse_deleted(resource)
+    resource.labels = labels
+    operation = await completed_operation(
+        session,
+        resource=resource,
+        type=OperationType.update,
+        actor=access.principal.actor,
+        params={"labels": labels},
+    )
+    await session.flush()
+    await _audit(session, ctx=ctx, access=access, action="instance.update", resource=resource)
+    return OperationOut.of(operation)
+
+
+# What each power action needs and sets: allowed desired states, new desired state,
+# immediate status.
+_POWER_ACTIONS: dict[OperationType, tuple[tuple[str, ...], str, str | None]] = {
+    OperationType.start: ((DesiredState.stopped.value,), DesiredState.running.value, "pending"),
+    OperationType.stop: ((DesiredState.running.value,), DesiredState.stopped.value, "stopping"),
+    OperationType.reboot: ((DesiredState.running.value,), DesiredState.running.value, None),
+}
+
+
+async def power_action(
+    session: AsyncSession,
+    *,
+    jobs: procrastinate.App,
+    access: ProjectAccess,
+    instance_id: uuid.UUID,
+    action: OperationType,
+    ctx: RequestContext,
+) -> OperationOut:
+    resource = await load_instance(session, access=access, instance_id=instance_id, lock=True)
+    await refuse_if_busy(session, resource)
+    _refuse_deleted(resource)
+    allowed, desired, status = _POWER_ACTIONS[action]
+    if resource.desired_state not in allowed and resource.status != ResourceStatus.error.value:
+        raise InvalidState(
+            f"Instance {resource.id} is {resource.desired_state}; it cannot {action.value}.",
+            extra={"resource_status": resource.status, "desired_state": resource.desired_state},
+        )
+    if resource.provider_id is None and action is not OperationType.start:
+        raise InvalidState(
+            f"Instance {resource.id} does not exist at the provider yet; start it or delete it.",
+            extra={"resource_status": resource.status},
+        )
+    operation = await begin_operation(
+        session,
+        jobs=jobs,
+        resource=resource,
+        type=action,
+        actor=access.principal.actor,
+        status=status,
+    )
+    resource.desired_state = desired
+    await _audit(
+        session, ctx=ctx, access=access, action=f"instance.{action.value}", resource=resource
+    )
+    return OperationOut.of(operation)
+
+
+async def resize(
+    session: AsyncSession,
+    *,
+    cloud: CloudRuntime,
+    jobs: procrastinate.App,
+    access: ProjectAccess,
+    instance_id: uuid.UUID,
+    size_name: str,
+    ctx: RequestContext,
+) -> OperationOut:
+    """Changes the size; a running instance is stopped, resized and started again."""
+    size = _size(cloud, size_name)
+    resource = await load_instance(session, access=access, instance_id=instance_id, lock=True)
+    await refuse_if_busy(session, resource)
+    _refuse_deleted(resource)
+    if resource.provider_id is None:
+        raise InvalidState(
+            f"Instance {resource.id} does not exist at the provider; delete it and create "
+            "another with the size you want.",
+            extra={"resource_status": resource.status},
+        )
+    if resource.spec["size"] == size.name:
+        raise InvalidState(
+            f"Instance {resource.id} already has size {size.name}.", code="size_unchanged"
+        )
+    old_vcpus = int(resource.usage.get("vcpus", 0))
+    operation = await begin_operation(
+        session,
+        jobs=jobs,
+        resource=resource,
+        type=OperationType.resize,
+        actor=access.principal.actor,
+        params={"from_size": resource.spec["size"], "to_size": size.name},
+    )
+    if size.vcpus > old_vcpus:
+        await quotas.reserve(
+            session,
+            settings=cloud.settings,
+            project_id=resource.project_id,
+            requested={"vcpus": size.vcpus - old_vcpus},
+        )
+    resource.spec = {**resource.spec, "size": size.name}
+    resource.usage = {**resource.usage, "vcpus": size.vcpus}
+    await _audit(
+        session,
+        ctx=ctx,
+        access=access,
+        action="instance.resize",
+        resource=resource,
+        details={"size": size.name},
+    )
+    return OperationOut.of(operation)
+
+
+async def delete_instance(
+    session: AsyncSession,
+    *,
+    jobs: procrastinate.App,
+    access: ProjectAccess,
+    instance_id: uuid.UUID,
+    ctx: RequestContext,
+) -> OperationOut:
+    """Deletes the instance; an operation still running on it is superseded (a
+    create that never finishes must not keep its instance alive). Deleting again answers
+    the delete operation already under way or done; a delete that failed is retried."""
+    resource = await load_instance(session, access=access, instance_id=instance_id, lock=True)
+    if resource.desired_state == DesiredState.deleted.value:
+        previous = await latest_operation(session, resource, OperationType.delete)
+        if previous is not None and (
+            resource.status != ResourceStatus.error.value or previous.status != "failed"
+        ):
+            return OperationOut.of(previous)
+    operation = await begin_operation(
+        session,
+        jobs=jobs,
+        resource=resource,
+        type=OperationType.delete,
+        actor=access.principal.actor,
+        status=ResourceStatus.deleting.value,
+        supersede=True,
+    )
+    resource.desired_state = DesiredState.deleted.value
+    await _audit(session, ctx=ctx, access=access, action="instance.delete", resource=resource)
+    return OperationOut.of(operation)
+
+
+async def console_output(cloud: CloudRuntime, resource: Resource) -> ConsoleOut:
+    if resource.provider_id is None or resource.status == ResourceStatus.deleted.value:
+        return ConsoleOut(instance_id=resource.id, output="")
+    try:
+        output = await cloud.provider.compute.console_output(
+            region=resource.region, provider_id=resource.provider_id
+        )
+    except TransientProviderError as exc:
+        raise ProviderUnavailable(
+            f"The provider did not answer ({exc.code}); try again shortly.",
+            headers={"Retry-After": "5"},
+        ) from exc
+    except ProviderError as exc:
+        raise InvalidState(f"The provider refused: {exc.message} ({exc.code})") from exc
+    return ConsoleOut(instance_id=resource.id, output=output)
