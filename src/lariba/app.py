@@ -23,8 +23,6 @@ from lariba.core.settings import Settings
 from lariba.identity.router import router as identity_router
 from lariba.identity.runtime import IdentityRuntime
 from lariba.providers.base import Provider
-from lariba.providers.catalog import load_catalog
-from lariba.providers.factory import build_provider
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +43,7 @@ def job_queue(
         registrars=(cloud_tasks(cloud), idempotency_tasks(cloud.sessionmaker), *extra),
         heartbeat_seconds=settings.worker_heartbeat_seconds,
         stalled_after_seconds=settings.job_stalled_after_seconds,
+        poll_seconds=min(1.0, settings.reconcile_poll_seconds),
     )
 
 
@@ -63,13 +62,8 @@ def create_app(
     replaces the one named by the settings (tests)."""
     engine = engine or create_engine(settings, database_url)
     sessionmaker = create_sessionmaker(engine)
-    catalog = load_catalog(settings.provider.value, settings.catalog_file)
-    cloud = CloudRuntime(
-        settings=settings,
-        engine=engine,
-        sessionmaker=sessionmaker,
-        provider=provider or build_provider(settings),
-        catalog=catalog,
+    cloud = CloudRuntime.create(
+        settings, database_url=database_url, sessionmaker=sessionmaker, provider=provider
     )
     jobs = job_queue(settings, database_url, cloud, *task_registrars)
     run_worker = settings.worker_in_process if run_worker is None else run_worker
@@ -87,6 +81,7 @@ def create_app(
             yield
         finally:
             await jobs.close()
+            await cloud.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -103,7 +98,7 @@ def create_app(
     app.state.sessionmaker = sessionmaker
     app.state.jobs = jobs
     app.state.identity = IdentityRuntime.create(settings, sessionmaker)
-    app.state.catalog = catalog
+    app.state.catalog = cloud.catalog
     app.state.cloud = cloud
 
     install_error_handlers(app)

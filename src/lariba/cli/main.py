@@ -125,18 +125,13 @@ def worker() -> None:
     """Run a background worker: the jobs of every API replica, until SIGINT/SIGTERM."""
     from lariba.app import job_queue
     from lariba.cloud.engine.runtime import CloudRuntime
-    from lariba.providers.factory import build_provider
 
     settings = _settings()
 
     async def run(url: str) -> None:
         engine = create_engine(settings, url)
-        cloud = CloudRuntime(
-            settings=settings,
-            engine=engine,
-            sessionmaker=create_sessionmaker(engine),
-            provider=build_provider(settings),
-            catalog=load_catalog(settings.provider.value, settings.catalog_file),
+        cloud = CloudRuntime.create(
+            settings, database_url=url, sessionmaker=create_sessionmaker(engine)
         )
         jobs = job_queue(settings, url, cloud)
         await jobs.open()
@@ -144,6 +139,7 @@ def worker() -> None:
             await jobs.run_worker(concurrency=settings.worker_concurrency)
         finally:
             await jobs.close()
+            await cloud.close()
             await engine.dispose()
 
     with database_url_for(settings) as url:

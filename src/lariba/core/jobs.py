@@ -113,6 +113,7 @@ class JobQueue:
         registrars: Sequence[TaskRegistrar] = (),
         heartbeat_seconds: float = 10.0,
         stalled_after_seconds: float = 60.0,
+        poll_seconds: float = 1.0,
     ) -> None:
         self._pool = AsyncConnectionPool(
             libpq_url(database_url),
@@ -122,6 +123,9 @@ class JobQueue:
             check=AsyncConnectionPool.check_connection,
         )
         self._heartbeat_seconds = heartbeat_seconds
+        # New jobs wake a worker at once (LISTEN/NOTIFY); jobs that become due later (a
+        # backoff, a stalled job put back) are only seen by polling.
+        self._poll_seconds = poll_seconds
         self._stalled_after_seconds = stalled_after_seconds
         self.app = procrastinate.App(connector=procrastinate.PsycopgConnector())
         for register in (_core_tasks(stalled_after_seconds), *registrars):
@@ -159,6 +163,7 @@ class JobQueue:
             install_signal_handlers=install_signal_handlers,
             wait=True,
             update_heartbeat_interval=self._heartbeat_seconds,
+            fetch_job_polling_interval=self._poll_seconds,
             stalled_worker_timeout=self._stalled_after_seconds,
         )
 

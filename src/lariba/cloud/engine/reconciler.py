@@ -10,7 +10,9 @@ with the provider's reason.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -215,7 +217,7 @@ def backoff(retry: int, *, base: float, cap: float) -> float:
 @contextlib.asynccontextmanager
 async def _exclusively(runtime: CloudRuntime, resource_id: uuid.UUID) -> AsyncIterator[bool]:
     key = func.hashtextextended(f"lariba:resource:{resource_id}", 0)
-    async with runtime.engine.connect() as connection:
+    async with runtime.locks.connect() as connection:
         acquired = bool((await connection.execute(select(func.pg_try_advisory_lock(key)))).scalar())
         await connection.commit()
         try:
@@ -246,29 +248,52 @@ async def reconcile_once(
     """One pass over the resource; returns when to look again (None: not needed)."""
     async with _exclusively(runtime, resource_id) as acquired:
         if not acquired:
+            log.info("reconcile_pass_skipped", resource_id=str(resource_id))
             return Requeue(after=runtime.settings.reconcile_poll_seconds)
-        resource, operation = await _load(runtime, resource_id)
-        if resource is None:
-            return None
-        if resource.status == ResourceStatus.deleted.value and operation is None:
-            return None
-        work = ReconcilePass(runtime, resource, operation)
+        log.debug("reconcile_pass_started", resource_id=str(resource_id), **_clock())
+        outcome: Outcome | None = None
         try:
-            outcome = await kinds[resource.kind].reconcile(work)
-        except TransientProviderError as exc:
-            return await work.retry_later(exc)
-        except PermanentProviderError as exc:
-            log.warning(
-                "reconcile_failed", resource_id=str(resource_id), code=exc.code, error=exc.message
+            outcome = await _pass(runtime, kinds, resource_id)
+        finally:
+            log.debug(
+                "reconcile_pass_finished",
+                resource_id=str(resource_id),
+                outcome=type(outcome).__name__,
+                **_clock(),
             )
-            await work.fail(exc)
-            return None
-        if isinstance(outcome, Converged):
-            await work.converge()
-            return None
-        if work.resource.retries:
-            await work.save(retries=0, last_error=None)
         return outcome
+
+
+def _clock() -> dict[str, float | int]:
+    """Where and when, comparable across the processes of one machine."""
+    return {"pid": os.getpid(), "monotonic": time.monotonic()}
+
+
+async def _pass(
+    runtime: CloudRuntime, kinds: Mapping[str, ResourceKind], resource_id: uuid.UUID
+) -> Outcome | None:
+    resource, operation = await _load(runtime, resource_id)
+    if resource is None:
+        return None
+    if resource.status == ResourceStatus.deleted.value and operation is None:
+        return None
+    work = ReconcilePass(runtime, resource, operation)
+    try:
+        outcome = await kinds[resource.kind].reconcile(work)
+    except TransientProviderError as exc:
+        return await work.retry_later(exc)
+    except PermanentProviderError as exc:
+        log.warning(
+            "reconcile_failed", resource_id=str(resource_id), code=exc.code, error=exc.message
+        )
+        await work.fail(exc)
+        return None
+    if isinstance(outcome, Converged):
+        await work.converge()
+        return None
+    if work.resource.retries:
+        await work.save(retries=0, last_error=None)
+    return outcome
 
 
 def reconciler_tasks(runtime: CloudRuntime, kinds: Sequence[ResourceKind]) -> TaskRegistrar:

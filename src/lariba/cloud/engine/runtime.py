@@ -8,19 +8,51 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from lariba.core.db import create_engine
 from lariba.core.jobs import JobQueue
 from lariba.core.settings import Settings
 from lariba.providers.base import Provider
-from lariba.providers.catalog import Catalog
+from lariba.providers.catalog import Catalog, load_catalog
+from lariba.providers.factory import build_provider
 
 
 @dataclass(frozen=True)
 class CloudRuntime:
     settings: Settings
-    engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     provider: Provider
     catalog: Catalog
+    # Connections that hold the reconciler's per-resource advisory locks, one per pass a
+    # worker may run at once: a pass holds its lock for its whole length while it works
+    # through ``sessionmaker``, so sharing one pool could leave every connection holding
+    # a lock and every pass waiting for a second connection.
+    locks: AsyncEngine
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings,
+        *,
+        database_url: str,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        provider: Provider | None = None,
+    ) -> CloudRuntime:
+        return cls(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            provider=provider or build_provider(settings),
+            catalog=load_catalog(settings.provider.value, settings.catalog_file),
+            locks=create_engine(
+                settings,
+                database_url,
+                pool_size=settings.worker_concurrency,
+                max_overflow=0,
+                pool_pre_ping=False,
+            ),
+        )
+
+    async def close(self) -> None:
+        await self.locks.dispose()
 
 
 async def cloud_runtime(request: Request) -> CloudRuntime:
