@@ -38,3 +38,8 @@ def test_readme_tour_runs_as_written(tmp_path: Path) -> None:
     assert '"name":"analytics"' in out
     assert '"code":"project_not_found"' in out
     assert '"code":"session_revoked"' in out
+    # The instance ran, printed its greeting on its console, and was deleted.
+    assert '"type":"create","status":"succeeded"' in out
+    assert '"name":"hello"' in out and '"status":"running"' in out
+    assert "Hello from " in out
+    assert '"type":"delete","status":"succeeded"' in out
