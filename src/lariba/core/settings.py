@@ -169,6 +169,18 @@ class Settings(BaseSettings):
     quota_vcpus: Annotated[int, Field(ge=0)] = Field(
         default=64, description="Default limit of instance vCPUs per project."
     )
+    quota_buckets: Annotated[int, Field(ge=0)] = Field(
+        default=20, description="Default limit of buckets per project."
+    )
+    quota_storage_bytes: Annotated[int, Field(ge=0)] = Field(
+        default=100 * 1024**3, description="Default limit of bytes stored in a project's buckets."
+    )
+    quota_databases: Annotated[int, Field(ge=0)] = Field(
+        default=5, description="Default limit of databases per project."
+    )
+    quota_database_storage_gb: Annotated[int, Field(ge=0)] = Field(
+        default=200, description="Default limit of allocated database storage (GB) per project."
+    )
     provider: ProviderName = Field(
         default=ProviderName.local,
         description="Where resources run: local (this machine) or aws.",

@@ -13,7 +13,11 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from lariba.providers.databases import DatabaseProvider
+    from lariba.providers.storage import StorageProvider
 
 TAG_RESOURCE_ID = "lariba:resource-id"
 TAG_PROJECT_ID = "lariba:project-id"
@@ -145,7 +149,10 @@ class ComputeProvider(Protocol):
 
 @dataclass(frozen=True)
 class Provider:
-    """One cloud. Storage and database parts arrive with buckets and databases."""
+    """One cloud: its compute, storage and database parts. A part a deployment does not
+    offer is None, and its API answers that the provider does not offer it."""
 
     name: str
     compute: ComputeProvider
+    storage: StorageProvider | None = None
+    database: DatabaseProvider | None = None

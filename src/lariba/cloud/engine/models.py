@@ -16,11 +16,15 @@ from lariba.core.db import Base, TimestampMixin
 
 class ResourceStatus(StrEnum):
     """EC2's vocabulary: pending → provisioning → running ⇄ stopping / stopped → deleting →
-    deleted, and ``error`` with a reason."""
+    deleted, and ``error`` with a reason. Kinds that do not run (buckets, databases) are
+    ``available`` instead of running, and ``modifying`` while they change."""
 
     pending = "pending"
     provisioning = "provisioning"
     running = "running"
+    # Buckets and databases: ready to use (RDS's word); being changed (a resize).
+    available = "available"
+    modifying = "modifying"
     stopping = "stopping"
     stopped = "stopped"
     deleting = "deleting"
@@ -30,6 +34,7 @@ class ResourceStatus(StrEnum):
 
 class DesiredState(StrEnum):
     running = "running"
+    available = "available"
     stopped = "stopped"
     deleted = "deleted"
 

@@ -19,7 +19,14 @@ from lariba.identity.models import Project
 
 def default_limits(settings: Settings) -> dict[str, int]:
     """Every quota Lariba knows, with the platform's default limit."""
-    return {"instances": settings.quota_instances, "vcpus": settings.quota_vcpus}
+    return {
+        "instances": settings.quota_instances,
+        "vcpus": settings.quota_vcpus,
+        "buckets": settings.quota_buckets,
+        "storage_bytes": settings.quota_storage_bytes,
+        "databases": settings.quota_databases,
+        "database_storage_gb": settings.quota_database_storage_gb,
+    }
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,9 @@ class EventOut(BaseModel):
 
 
 class QuotaOut(BaseModel):
-    name: str = Field(description="instances or vcpus.")
+    name: str = Field(
+        description="instances, vcpus, buckets, storage_bytes, databases or database_storage_gb."
+    )
     limit: int
     in_use: int = Field(description="Held by resources that exist at the provider.")
     reserved: int = Field(description="Held by accepted resources not yet created.")
@@ -116,3 +118,7 @@ class QuotaUpdate(BaseModel):
 
     instances: int | None = Field(default=None, ge=0, le=100_000)
     vcpus: int | None = Field(default=None, ge=0, le=1_000_000)
+    buckets: int | None = Field(default=None, ge=0, le=100_000)
+    storage_bytes: int | None = Field(default=None, ge=0, le=2**62)
+    databases: int | None = Field(default=None, ge=0, le=100_000)
+    database_storage_gb: int | None = Field(default=None, ge=0, le=10_000_000)

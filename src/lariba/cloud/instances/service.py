@@ -8,8 +8,6 @@ import uuid
 from collections.abc import Sequence
 
 import procrastinate
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lariba.cloud.engine import quotas
@@ -23,16 +21,21 @@ from lariba.cloud.engine.operations import (
     begin_operation,
     completed_operation,
     latest_operation,
-    record_event,
     refuse_if_busy,
+)
+from lariba.cloud.engine.resources import (
+    audit_change,
+    create_resource,
+    listed,
+    load_resource,
+    region_of,
 )
 from lariba.cloud.engine.runtime import CloudRuntime
 from lariba.cloud.engine.schemas import OperationOut
 from lariba.cloud.instances.reconcile import KIND
 from lariba.cloud.instances.schemas import ConsoleOut, InstanceCreate, InstanceOut
-from lariba.core.errors import Conflict, InvalidInput, LaribaError, NotFound
+from lariba.core.errors import Conflict, InvalidInput, LaribaError
 from lariba.core.pagination import Page, PageRequest, fetch_page
-from lariba.identity import audit
 from lariba.identity.audit import RequestContext
 from lariba.identity.authz import ProjectAccess
 from lariba.providers.base import ProviderError, TransientProviderError
@@ -72,117 +75,43 @@ async def create_instance(
     body: InstanceCreate,
     ctx: RequestContext,
 ) -> OperationOut:
-    catalog = cloud.catalog
-    region = body.region or catalog.regions[0].name
-    if catalog.region(region) is None:
-        known = ", ".join(r.name for r in catalog.regions)
-        raise InvalidInput("region", f"unknown region {region!r}; choose one of {known}")
+    region = region_of(cloud, body.region)
     size = _size(cloud, body.size)
-    if catalog.image(body.image) is None:
-        known = ", ".join(i.name for i in catalog.images)
+    if cloud.catalog.image(body.image) is None:
+        known = ", ".join(i.name for i in cloud.catalog.images)
         raise InvalidInput("image", f"unknown image {body.image!r}; choose one of {known}")
-    project_id = access.project.id
-    usage = {"instances": 1, "vcpus": size.vcpus}
-    await _refuse_taken_name(session, project_id=project_id, name=body.name)
-    await quotas.reserve(session, settings=cloud.settings, project_id=project_id, requested=usage)
-    spec = {
-        "size": size.name,
-        "image": body.image,
-        "user_data": body.user_data,
-        "ssh_public_key": body.ssh_public_key,
-        "ssh_key_fingerprint": _fingerprint(body.ssh_public_key) if body.ssh_public_key else None,
-        "firewall": [rule.model_dump() for rule in body.firewall],
-        "public_ip": body.public_ip,
-    }
-    resource = Resource(
-        id=uuid.uuid4(),
-        project_id=project_id,
+    _resource, operation = await create_resource(
+        session,
+        cloud=cloud,
+        jobs=jobs,
+        access=access,
+        ctx=ctx,
         kind=KIND,
         name=body.name,
         region=region,
-        provider=cloud.provider.name,
-        spec=spec,
-        desired_state=DesiredState.running.value,
-        status=ResourceStatus.pending.value,
-        usage=usage,
+        spec={
+            "size": size.name,
+            "image": body.image,
+            "user_data": body.user_data,
+            "ssh_public_key": body.ssh_public_key,
+            "ssh_key_fingerprint": (
+                _fingerprint(body.ssh_public_key) if body.ssh_public_key else None
+            ),
+            "firewall": [rule.model_dump() for rule in body.firewall],
+            "public_ip": body.public_ip,
+        },
+        usage={"instances": 1, "vcpus": size.vcpus},
         labels=body.labels,
-        generation=1,
-        observed_generation=0,
     )
-    session.add(resource)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:
-        raise _name_taken(body.name) from None
-    record_event(session, resource, from_status=None, to_status=resource.status, reason="created")
-    operation = await begin_operation(
-        session,
-        jobs=jobs,
-        resource=resource,
-        type=OperationType.create,
-        actor=access.principal.actor,
-    )
-    await _audit(session, ctx=ctx, access=access, action="instance.create", resource=resource)
     return OperationOut.of(operation)
-
-
-def _name_taken(name: str) -> Conflict:
-    return Conflict(
-        f"The project already has an instance named {name!r}; choose another name.",
-        code="name_taken",
-        extra={"errors": [{"field": "name", "message": "already taken", "location": "body"}]},
-    )
-
-
-async def _refuse_taken_name(session: AsyncSession, *, project_id: uuid.UUID, name: str) -> None:
-    taken = await session.scalar(
-        select(Resource.id).where(
-            Resource.project_id == project_id,
-            Resource.kind == KIND,
-            Resource.name == name,
-            Resource.status != ResourceStatus.deleted.value,
-        )
-    )
-    if taken is not None:
-        raise _name_taken(name)
-
-
-async def _audit(
-    session: AsyncSession,
-    *,
-    ctx: RequestContext,
-    access: ProjectAccess,
-    action: str,
-    resource: Resource,
-    details: dict[str, object] | None = None,
-) -> None:
-    await audit.record(
-        session,
-        ctx=ctx,
-        actor=access.principal.actor,
-        action=action,
-        target_type=KIND,
-        target_id=resource.id,
-        project_id=resource.project_id,
-        details={"name": resource.name, **(details or {})},
-    )
 
 
 async def load_instance(
     session: AsyncSession, *, access: ProjectAccess, instance_id: uuid.UUID, lock: bool = False
 ) -> Resource:
-    stmt = select(Resource).where(
-        Resource.id == instance_id,
-        Resource.project_id == access.project.id,
-        Resource.kind == KIND,
+    return await load_resource(
+        session, access=access, kind=KIND, resource_id=instance_id, lock=lock
     )
-    if lock:
-        stmt = stmt.with_for_update()
-    resource = await session.scalar(stmt)
-    if resource is None:
-        raise NotFound(f"Instance {instance_id} not found.", code="instance_not_found")
-    return resource
 
 
 async def list_instances(
@@ -193,17 +122,7 @@ async def list_instances(
     statuses: Sequence[str],
     labels: Sequence[str],
 ) -> Page[InstanceOut]:
-    stmt = select(Resource).where(Resource.project_id == access.project.id, Resource.kind == KIND)
-    if statuses:
-        stmt = stmt.where(Resource.status.in_(statuses))
-    else:
-        stmt = stmt.where(Resource.status != ResourceStatus.deleted.value)
-    for selector in labels:
-        key, has_value, value = selector.partition("=")
-        if has_value:
-            stmt = stmt.where(Resource.labels.contains({key: value}))
-        else:
-            stmt = stmt.where(Resource.labels.has_key(key))
+    stmt = listed(access, kind=KIND, statuses=statuses, labels=labels)
     rows, cursor = await fetch_page(
         session, stmt, page=page, created_at=Resource.created_at, ident=Resource.id
     )
@@ -238,7 +157,7 @@ async def update_labels(
         params={"labels": labels},
     )
     await session.flush()
-    await _audit(session, ctx=ctx, access=access, action="instance.update", resource=resource)
+    await audit_change(session, ctx=ctx, access=access, action="instance.update", resource=resource)
     return OperationOut.of(operation)
 
 
@@ -283,7 +202,7 @@ async def power_action(
         status=status,
     )
     resource.desired_state = desired
-    await _audit(
+    await audit_change(
         session, ctx=ctx, access=access, action=f"instance.{action.value}", resource=resource
     )
     return OperationOut.of(operation)
@@ -332,7 +251,7 @@ async def resize(
         )
     resource.spec = {**resource.spec, "size": size.name}
     resource.usage = {**resource.usage, "vcpus": size.vcpus}
-    await _audit(
+    await audit_change(
         session,
         ctx=ctx,
         access=access,
@@ -371,7 +290,7 @@ async def delete_instance(
         supersede=True,
     )
     resource.desired_state = DesiredState.deleted.value
-    await _audit(session, ctx=ctx, access=access, action="instance.delete", resource=resource)
+    await audit_change(session, ctx=ctx, access=access, action="instance.delete", resource=resource)
     return OperationOut.of(operation)
 
 

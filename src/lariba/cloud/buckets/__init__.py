@@ -1,0 +1,1 @@
+"""Buckets (object storage) and their objects: a resource kind on the lifecycle engine."""

@@ -1,0 +1,173 @@
+"""What every resource kind's service does the same way: create the row (a unique name,
+the quota, the first event and the create operation, in one transaction), load one
+scoped to its project, filter lists, and audit changes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import procrastinate
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lariba.cloud.engine import quotas
+from lariba.cloud.engine.models import (
+    DesiredState,
+    Operation,
+    OperationType,
+    Resource,
+    ResourceStatus,
+)
+from lariba.cloud.engine.operations import begin_operation, record_event
+from lariba.cloud.engine.runtime import CloudRuntime
+from lariba.core.errors import Conflict, InvalidInput, NotFound
+from lariba.identity import audit
+from lariba.identity.audit import RequestContext
+from lariba.identity.authz import ProjectAccess
+
+
+def region_of(cloud: CloudRuntime, requested: str | None) -> str:
+    """The requested catalog region (422 naming ``region`` when unknown), or the first."""
+    catalog = cloud.catalog
+    region = requested or catalog.regions[0].name
+    if catalog.region(region) is None:
+        known = ", ".join(r.name for r in catalog.regions)
+        raise InvalidInput("region", f"unknown region {region!r}; choose one of {known}")
+    return region
+
+
+def _name_taken(kind: str, name: str) -> Conflict:
+    return Conflict(
+        f"The project already has a {kind} named {name!r}; choose another name.",
+        code="name_taken",
+        extra={"errors": [{"field": "name", "message": "already taken", "location": "body"}]},
+    )
+
+
+async def create_resource(
+    session: AsyncSession,
+    *,
+    cloud: CloudRuntime,
+    jobs: procrastinate.App,
+    access: ProjectAccess,
+    ctx: RequestContext,
+    kind: str,
+    name: str,
+    region: str,
+    spec: dict[str, Any],
+    usage: dict[str, int],
+    labels: dict[str, str],
+    desired_state: DesiredState = DesiredState.running,
+) -> tuple[Resource, Operation]:
+    """Adds a resource and its ``create`` operation: 409 ``name_taken`` when the project
+    has a live one of that kind and name, 403 ``quota_exceeded`` when ``usage`` does not
+    fit. Nothing reaches the provider until the reconciler picks the operation up."""
+    project_id = access.project.id
+    taken = await session.scalar(
+        select(Resource.id).where(
+            Resource.project_id == project_id,
+            Resource.kind == kind,
+            Resource.name == name,
+            Resource.status != ResourceStatus.deleted.value,
+        )
+    )
+    if taken is not None:
+        raise _name_taken(kind, name)
+    await quotas.reserve(session, settings=cloud.settings, project_id=project_id, requested=usage)
+    resource = Resource(
+        id=uuid.uuid4(),
+        project_id=project_id,
+        kind=kind,
+        name=name,
+        region=region,
+        provider=cloud.provider.name,
+        spec=spec,
+        desired_state=desired_state.value,
+        status=ResourceStatus.pending.value,
+        usage=usage,
+        labels=labels,
+        generation=1,
+        observed_generation=0,
+    )
+    session.add(resource)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:  # a concurrent create took the name first
+        raise _name_taken(kind, name) from None
+    record_event(session, resource, from_status=None, to_status=resource.status, reason="created")
+    operation = await begin_operation(
+        session,
+        jobs=jobs,
+        resource=resource,
+        type=OperationType.create,
+        actor=access.principal.actor,
+    )
+    await audit_change(session, ctx=ctx, access=access, action=f"{kind}.create", resource=resource)
+    return resource, operation
+
+
+async def load_resource(
+    session: AsyncSession,
+    *,
+    access: ProjectAccess,
+    kind: str,
+    resource_id: uuid.UUID,
+    lock: bool = False,
+) -> Resource:
+    """The project's resource of that kind; 404 ``<kind>_not_found`` otherwise (another
+    project's resource included)."""
+    stmt = select(Resource).where(
+        Resource.id == resource_id,
+        Resource.project_id == access.project.id,
+        Resource.kind == kind,
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    resource = await session.scalar(stmt)
+    if resource is None:
+        raise NotFound(f"{kind.capitalize()} {resource_id} not found.", code=f"{kind}_not_found")
+    return resource
+
+
+def listed(
+    access: ProjectAccess, *, kind: str, statuses: Sequence[str], labels: Sequence[str]
+) -> Select[Resource]:
+    """The project's resources of ``kind``: in ``statuses`` (default: all but deleted),
+    carrying every ``key=value`` / ``key`` label selector."""
+    stmt = select(Resource).where(Resource.project_id == access.project.id, Resource.kind == kind)
+    if statuses:
+        stmt = stmt.where(Resource.status.in_(statuses))
+    else:
+        stmt = stmt.where(Resource.status != ResourceStatus.deleted.value)
+    for selector in labels:
+        key, has_value, value = selector.partition("=")
+        if has_value:
+            stmt = stmt.where(Resource.labels.contains({key: value}))
+        else:
+            stmt = stmt.where(Resource.labels.has_key(key))
+    return stmt
+
+
+async def audit_change(
+    session: AsyncSession,
+    *,
+    ctx: RequestContext,
+    access: ProjectAccess,
+    action: str,
+    resource: Resource,
+    details: dict[str, object] | None = None,
+) -> None:
+    await audit.record(
+        session,
+        ctx=ctx,
+        actor=access.principal.actor,
+        action=action,
+        target_type=resource.kind,
+        target_id=resource.id,
+        project_id=resource.project_id,
+        details={"name": resource.name, **(details or {})},
+    )
