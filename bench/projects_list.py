@@ -13,7 +13,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import secrets
 import signal
 import sys
@@ -27,14 +26,17 @@ from typing import Any
 
 import httpx
 
+from bench.cli import machine
 from bench.load import LoadResult, Target, run_load
-from bench.servers import SetupError, UvicornServer, bench_database, postgres_version
-from lariba.core import migrate
-from lariba.core.db import create_engine, create_sessionmaker
+from bench.servers import (
+    SetupError,
+    UvicornServer,
+    bench_database,
+    postgres_version,
+    prepare_database,
+)
 from lariba.core.logging import configure_logging
-from lariba.core.secrets import SecretBox
 from lariba.core.settings import Settings
-from lariba.identity.tokens import ensure_signing_key
 
 TARGET_RATIO = 0.60
 PROJECTS_PER_USER = 20
@@ -137,36 +139,6 @@ def _parse(argv: list[str] | None) -> Options:
         rounds=rounds,
         json_path=args.json,
     )
-
-
-def _machine() -> dict[str, Any]:
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": model,
-        "cores": os.cpu_count() or 1,
-        "python": platform.python_version(),
-        "system": f"{platform.system()} {platform.release()}",
-    }
-
-
-def _prepare_database(url: str, settings: Settings) -> None:
-    """Migrates the database and adds the signing key ``lariba serve`` would create."""
-    migrate.upgrade(url)
-
-    async def add_signing_key() -> None:
-        engine = create_engine(settings, url, pool_size=1, max_overflow=0)
-        try:
-            async with create_sessionmaker(engine).begin() as session:
-                await ensure_signing_key(session, box=SecretBox(settings.master_key))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(add_signing_key())
 
 
 def _expect(response: httpx.Response, status: int, action: str) -> Any:
@@ -296,7 +268,7 @@ def _benchmark(options: Options, stack: contextlib.ExitStack) -> dict[str, Any]:
     secret_key = secrets.token_urlsafe(48)
     data_dir = workdir / "data"
     settings = Settings(database_url=url, data_dir=data_dir, secret_key=secret_key)
-    _prepare_database(url, settings)
+    prepare_database(url, settings)
     env = {name: value for name, value in os.environ.items() if not name.startswith("LARIBA_")}
     env |= {
         "LARIBA_DATABASE_URL": url,
@@ -337,7 +309,7 @@ def _benchmark(options: Options, stack: contextlib.ExitStack) -> dict[str, Any]:
     bare_rps, lariba_rps = (m.result.throughput for m in measurements)
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": _machine() | {"postgresql": postgres_version(url)},
+        "machine": machine() | {"postgresql": postgres_version(url)},
         "options": {
             "duration_s": options.duration,
             "warmup_s": options.warmup,

@@ -17,10 +17,10 @@ from typing import Any
 
 import httpx
 import psycopg
-import pytest
 from mypy_boto3_ec2.client import EC2Client
 
 from lariba.core.jobs import libpq_url
+from lariba.providers.base import Provider
 from tests.fixtures.cloud import (
     act,
     cloud_client,
@@ -30,6 +30,7 @@ from tests.fixtures.cloud import (
     get_instance,
     wait_for_operation,
 )
+from tests.fixtures.faults import FaultProxy, aws_compute_behind
 from tests.fixtures.identity import TestUser, create_project, sign_up
 from tests.fixtures.moto import dummy_session
 from tests.fixtures.workers import lariba_workers, local_instances
@@ -472,21 +473,22 @@ async def _lateness_of_scheduled_jobs(database_url: str) -> list[float]:
 
 
 async def test_a_requeued_pass_runs_when_due_not_at_the_workers_next_poll(
-    tmp_path: Path, test_database_url: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, test_database_url: str, fault_proxy: FaultProxy
 ) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    settings = cloud_settings(tmp_path, provider="aws", aws_endpoint_url=moto_endpoint)
-    async with cloud_client(settings, test_database_url) as client:  # one worker, idle
+    settings = cloud_settings(tmp_path, provider="aws")
+    compute = aws_compute_behind(fault_proxy, max_attempts=1)
+    async with cloud_client(
+        settings, test_database_url, provider=Provider("aws", compute)
+    ) as client:  # one worker, idle
         user = await sign_up(client)
         pid = (await create_project(client, user))["id"]
+        # A throttled create backs off: its pass is deferred to run a moment later.
+        fault_proxy.fail_next("RunInstances", "throttle")
         created = await create_instance(
             client, user, pid, name="web-1", size="micro", image="amazon-linux-2023"
         )
         assert (await wait_for_operation(client, user, created))["status"] == "succeeded"
         await delete_all_instances(client, user, pid)
-    # EC2 answers "pending" to the create: the pass looked again reconcile_poll_seconds
-    # (0.2 s) later, at least once.
     lateness = await _lateness_of_scheduled_jobs(test_database_url)
     assert lateness
     assert max(lateness) < 2.0, lateness

@@ -61,6 +61,23 @@ def _core_tasks(stalled_after_seconds: float) -> TaskRegistrar:
     return register
 
 
+async def _defer(
+    app: procrastinate.App,
+    session: AsyncSession,
+    task_name: str,
+    lock: str | None,
+    queueing_lock: str | None,
+    kwargs: dict[str, Any],
+) -> int:
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    deferrer = app.configure_task(
+        task_name, connection=raw.driver_connection, lock=lock, queueing_lock=queueing_lock
+    )
+    job_id: int = await deferrer.defer_async(**kwargs)
+    return job_id
+
+
 async def defer_in_transaction(
     app: procrastinate.App,
     session: AsyncSession,
@@ -69,6 +86,7 @@ async def defer_in_transaction(
     lock: str | None = None,
     queueing_lock: str | None = None,
     bring_forward: bool = True,
+    first: bool = False,
     **kwargs: Any,
 ) -> int | None:
     """Enqueues ``task_name`` in the transaction of ``session``: the job exists if and
@@ -76,20 +94,16 @@ async def defer_in_transaction(
     same ``queueing_lock`` is already waiting (that one will do the work); with
     ``bring_forward`` its scheduled time is moved up to now.
 
-    Jobs sharing a ``lock`` never run at the same time, on any worker."""
+    Jobs sharing a ``lock`` never run at the same time, on any worker. ``first``: no job
+    can hold this ``queueing_lock`` yet (its subject was just created), so no savepoint
+    is needed to survive a refusal."""
+    if first:
+        return await _defer(app, session, task_name, lock, queueing_lock, kwargs)
     try:
         # A savepoint: the refused insert must not abort the caller's transaction. Asking
         # for the connection inside it is what makes SQLAlchemy emit the SAVEPOINT.
         async with session.begin_nested():
-            connection = await session.connection()
-            raw = await connection.get_raw_connection()
-            deferrer = app.configure_task(
-                task_name,
-                connection=raw.driver_connection,
-                lock=lock,
-                queueing_lock=queueing_lock,
-            )
-            job_id: int = await deferrer.defer_async(**kwargs)
+            job_id = await _defer(app, session, task_name, lock, queueing_lock, kwargs)
     except procrastinate.exceptions.AlreadyEnqueued:
         if bring_forward:
             await session.execute(

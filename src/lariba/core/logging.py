@@ -85,3 +85,8 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(name).propagate = True
     # Requests are logged once, by the request middleware, with their id.
     logging.getLogger("uvicorn.access").disabled = True
+    # procrastinate logs every job's start and end at INFO: two lines per reconcile pass,
+    # which cost the worker more than the pass's own work. Its warnings and errors stay;
+    # LARIBA_LOG_LEVEL=DEBUG shows everything.
+    if root.level > logging.DEBUG:
+        logging.getLogger("procrastinate").setLevel(logging.WARNING)

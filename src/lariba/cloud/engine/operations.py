@@ -53,6 +53,7 @@ async def enqueue_reconcile(
     resource_id: uuid.UUID,
     *,
     bring_forward: bool = True,
+    first: bool = False,
 ) -> None:
     """Queues a pass over the resource, in the caller's transaction. ``bring_forward``:
     a pass already waiting (say, backing off) runs now instead (a user is waiting)."""
@@ -62,6 +63,7 @@ async def enqueue_reconcile(
         RECONCILE_TASK,
         **reconcile_locks(resource_id),
         bring_forward=bring_forward,
+        first=first,
         resource_id=str(resource_id),
     )
 
@@ -194,7 +196,8 @@ async def begin_operation(
     sets its immediate ``status``, and queues its reconcile. A running operation makes
     this a 409, unless ``supersede`` (delete), which fails the running one instead."""
     now = await database_now(session)
-    active = await active_operation(session, resource.id)
+    # A resource being created has no operation yet.
+    active = None if type is OperationType.create else await active_operation(session, resource.id)
     if active is not None:
         if not supersede:
             raise OperationInProgress(active)
@@ -214,7 +217,7 @@ async def begin_operation(
     await session.flush()
     if status is not None:
         set_status(session, resource, status, operation_id=operation.id)
-    await enqueue_reconcile(session, jobs, resource.id)
+    await enqueue_reconcile(session, jobs, resource.id, first=type is OperationType.create)
     return operation
 
 

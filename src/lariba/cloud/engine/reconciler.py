@@ -50,7 +50,10 @@ RESYNC_TASK = "resync_resources"
 
 @dataclass(frozen=True)
 class Converged:
-    """The resource matches its desired state: its operation is done."""
+    """The resource matches its desired state (now ``status``, when given): its
+    operation is done."""
+
+    status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,17 @@ class ResourceKind(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class _Finish:
+    succeeded: bool
+    error: dict[str, Any] | None
+
+
 class ReconcilePass:
     """One pass over one resource. ``resource`` and ``operation`` are snapshots taken at
-    the start; ``save`` writes the observed side in its own short transaction."""
+    the start. ``note`` keeps observations in memory; ``save`` writes them, with any
+    status change, in one short transaction: a pass commits only what must be durable
+    before its next provider call (the intent to create) and what it found at the end."""
 
     def __init__(
         self, runtime: CloudRuntime, resource: Resource, operation: Operation | None
@@ -90,6 +101,18 @@ class ReconcilePass:
         self.resource = resource
         self.operation = operation
         self.generation = resource.generation
+        self._noted: dict[str, Any] = {}
+
+    def note(self, **fields: Any) -> None:
+        """Observed fields (provider id, observations) for the next ``save``. Losing them
+        in a crash is harmless: the next pass observes again (and finds by tag)."""
+        self._noted.update(fields)
+        for name, value in fields.items():
+            setattr(self.resource, name, value)
+
+    @property
+    def has_notes(self) -> bool:
+        return bool(self._noted)
 
     async def save(
         self,
@@ -99,19 +122,23 @@ class ReconcilePass:
         event_type: str = "status_changed",
         progress: str | None = None,
         operation_params: Mapping[str, Any] | None = None,
+        finish: _Finish | None = None,
         **fields: Any,
     ) -> None:
-        """Records what the pass saw or did. A status change is skipped when the user
-        changed the desired state meanwhile (a newer pass is queued and will set it);
-        ``fields`` (provider id, observations, attempts) are always kept."""
+        """Records what the pass saw or did. A status change (and the end of the
+        operation) is skipped when the user changed the desired state meanwhile: a newer
+        pass is queued and will set it. ``fields`` are always kept."""
+        fields = {**self._noted, **fields}
+        self._noted = {}
         async with self.runtime.sessionmaker.begin() as session:
             resource = await session.get(Resource, self.resource.id, with_for_update=True)
             if resource is None:
                 return
             for name, value in fields.items():
                 setattr(resource, name, value)
+            current = resource.generation == self.generation
             operation_id = self.operation.id if self.operation is not None else None
-            if status is not None and resource.generation == self.generation:
+            if status is not None and current:
                 if event_type == "status_changed":
                     set_status(session, resource, status, reason=reason, operation_id=operation_id)
                 else:
@@ -126,40 +153,41 @@ class ReconcilePass:
                     )
                     resource.status = status
                     resource.status_reason = reason
-            if self.operation is not None and (progress or operation_params):
-                operation = await session.get(Operation, self.operation.id)
+            if self.operation is not None:
+                operation = await session.get(Operation, self.operation.id, with_for_update=True)
                 if operation is not None and operation.status in ACTIVE_OPERATION:
+                    if operation.status == OperationStatus.pending.value:
+                        operation.status = OperationStatus.running.value
+                        operation.started_at = await database_now(session)
                     if progress:
                         operation.progress = progress[:200]
                     if operation_params:
                         operation.params = {**operation.params, **operation_params}
                         self.operation.params = operation.params
+                    if finish is not None and operation.target_generation == resource.generation:
+                        outcome = (
+                            OperationStatus.succeeded
+                            if finish.succeeded
+                            else OperationStatus.failed
+                        )
+                        operation.status = outcome.value
+                        operation.error = finish.error
+                        operation.progress = None
+                        operation.finished_at = await database_now(session)
             await session.flush()
             self.resource = resource
 
-    async def _finish(self, *, succeeded: bool, error: dict[str, Any] | None) -> None:
-        """Ends the pass's operation, if the resource is still at its generation."""
-        if self.operation is None:
-            return
-        async with self.runtime.sessionmaker.begin() as session:
-            operation = await session.get(Operation, self.operation.id, with_for_update=True)
-            resource = await session.get(Resource, self.resource.id)
-            if (
-                operation is None
-                or resource is None
-                or operation.status not in ACTIVE_OPERATION
-                or resource.generation != operation.target_generation
-            ):
-                return
-            outcome = OperationStatus.succeeded if succeeded else OperationStatus.failed
-            operation.status = outcome.value
-            operation.error = error
-            operation.progress = None
-            operation.finished_at = await database_now(session)
-
-    async def converge(self) -> None:
-        await self.save(observed_generation=self.generation, retries=0, last_error=None)
-        await self._finish(succeeded=True, error=None)
+    async def converge(self, status: str | None = None) -> None:
+        """The resource matches its desired state: records it (and ``status``) and ends
+        the operation, in one transaction."""
+        await self.save(
+            status=status,
+            reason=None if status is not None else self.resource.status_reason,
+            observed_generation=self.generation,
+            retries=0,
+            last_error=None,
+            finish=_Finish(succeeded=True, error=None),
+        )
 
     async def fail(self, exc: ProviderError) -> None:
         error = {"code": exc.code, "message": exc.message}
@@ -168,8 +196,8 @@ class ReconcilePass:
             reason=failure_reason(exc),
             retries=0,
             last_error=error,
+            finish=_Finish(succeeded=False, error=error),
         )
-        await self._finish(succeeded=False, error=error)
 
     async def retry_later(self, exc: TransientProviderError) -> Requeue | None:
         """Backs off, or gives up (None) after ``reconcile_max_retries`` in a row."""
@@ -231,15 +259,12 @@ async def _exclusively(runtime: CloudRuntime, resource_id: uuid.UUID) -> AsyncIt
 async def _load(
     runtime: CloudRuntime, resource_id: uuid.UUID
 ) -> tuple[Resource | None, Operation | None]:
-    async with runtime.sessionmaker.begin() as session:
+    """Reads only: the pass's first save marks its operation running."""
+    async with runtime.sessionmaker() as session:
         resource = await session.get(Resource, resource_id)
         if resource is None:
             return None, None
-        operation = await active_operation(session, resource_id)
-        if operation is not None and operation.status == OperationStatus.pending.value:
-            operation.status = OperationStatus.running.value
-            operation.started_at = await database_now(session)
-        return resource, operation
+        return resource, await active_operation(session, resource_id)
 
 
 async def reconcile_once(
@@ -289,10 +314,12 @@ async def _pass(
         await work.fail(exc)
         return None
     if isinstance(outcome, Converged):
-        await work.converge()
+        await work.converge(outcome.status)
         return None
     if work.resource.retries:
         await work.save(retries=0, last_error=None)
+    elif work.has_notes:
+        await work.save()
     return outcome
 
 

@@ -78,7 +78,13 @@ class InstanceKind:
         if work.resource.desired_state == DesiredState.deleted.value:
             return await _delete(work, compute)
         observed = await _ensure_created(work, compute)
+        looked_again = False
         for _ in range(_STEPS_PER_PASS):
+            if observed is not None and observed.state in _SETTLING and not looked_again:
+                # A change often settles within a call or two: look once more before
+                # leaving it to a later pass.
+                looked_again = True
+                observed = await _describe(work, compute)
             outcome = await _step(work, compute, observed)
             if outcome is not None:
                 return outcome
@@ -142,7 +148,7 @@ async def _ensure_created(work: ReconcilePass, compute: ComputeProvider) -> Obse
         )
         found = await compute.create_instance(instance_spec(work.resource))
         failpoint("instance-created")
-    await work.save(provider_id=found.provider_id, observed=observation(found))
+    work.note(provider_id=found.provider_id, observed=observation(found))
     return found
 
 
@@ -158,7 +164,7 @@ async def _step(
             status=ResourceStatus.error.value, reason=failure_reason(gone), event_type="drift"
         )
         raise gone
-    await work.save(observed=observation(observed))
+    work.note(observed=observation(observed))
     if observed.state in _SETTLING:
         await work.save(status=_SETTLING[observed.state].value)
         return Requeue(after=work.runtime.settings.reconcile_poll_seconds)
@@ -174,9 +180,8 @@ async def _step(
                 reason=f"{state} outside Lariba",
                 event_type="drift",
             )
-        else:
-            await work.save(status=state, reason=None)
-        return Converged()
+            return Converged()
+        return Converged(status=state)
     if observed.size is not None and observed.size != resource.spec["size"]:
         if state == InstanceState.running:
             await work.save(status=ResourceStatus.stopping.value, progress="stopping to resize")
@@ -200,8 +205,7 @@ async def _step(
         await compute.reboot_instance(region=region, provider_id=provider_id)
         await work.save(operation_params={"rebooted": True})
         return None
-    await work.save(status=state, reason=None)
-    return Converged()
+    return Converged(status=state)
 
 
 async def _delete(work: ReconcilePass, compute: ComputeProvider) -> Outcome:
@@ -222,9 +226,8 @@ async def _delete(work: ReconcilePass, compute: ComputeProvider) -> Outcome:
         if observed is not None and observed.state not in (InstanceState.terminated,):
             await work.save(status=ResourceStatus.deleting.value, observed=observation(observed))
             return Requeue(after=work.runtime.settings.reconcile_poll_seconds)
-    await work.save(
-        status=ResourceStatus.deleted.value,
+    work.note(
         deleted_at=datetime.now(UTC),
         observed={**resource.observed, "state": InstanceState.terminated.value},
     )
-    return Converged()
+    return Converged(status=ResourceStatus.deleted.value)

@@ -77,13 +77,8 @@ def grants_of(permissions: Sequence[IpPermissionTypeDef | IpPermissionOutputType
 async def ensure_key_pair(
     *, client: EC2Client, name: str, public_key: str, tags: list[TagTypeDef]
 ) -> None:
-    """Imports the key unless a key pair of that name exists (a create retried after a crash)."""
-    try:
-        await call(lambda: client.describe_key_pairs(KeyNames=[name]))
-        return
-    except PermanentProviderError as exc:
-        if exc.code != "InvalidKeyPair.NotFound":
-            raise
+    """Imports the key; a key pair of that name already there (a create retried after a
+    crash, or a concurrent one) is the same key and is reused."""
     try:
         await call(
             lambda: client.import_key_pair(
@@ -93,7 +88,7 @@ async def ensure_key_pair(
             )
         )
     except PermanentProviderError as exc:
-        if exc.code != "InvalidKeyPair.Duplicate":  # created concurrently: same name, reuse
+        if exc.code != "InvalidKeyPair.Duplicate":
             raise
 
 
@@ -128,26 +123,34 @@ async def ensure_security_group(
     firewall: tuple[FirewallRule, ...],
     tags: list[TagTypeDef],
 ) -> str:
-    """The group's id, its ingress set to exactly the spec's rules (egress left open)."""
-    group_id = await _find_group(client, name=name, vpc_id=vpc_id)
-    if group_id is None:
-        try:
-            created = await call(
-                lambda: client.create_security_group(
-                    GroupName=name,
-                    Description="Lariba instance firewall",
-                    VpcId=vpc_id,
-                    TagSpecifications=[{"ResourceType": "security-group", "Tags": tags}],
-                )
+    """The group's id, its ingress set to exactly the spec's rules (egress left open).
+    Creating comes first: on a first attempt the group cannot exist yet, so that is two
+    calls at most; only a retry finds it there and compares its rules."""
+    try:
+        created = await call(
+            lambda: client.create_security_group(
+                GroupName=name,
+                Description="Lariba instance firewall",
+                VpcId=vpc_id,
+                TagSpecifications=[{"ResourceType": "security-group", "Tags": tags}],
             )
-            group_id = created["GroupId"]
-        except PermanentProviderError as exc:
-            if exc.code != "InvalidGroup.Duplicate":
-                raise
-            group_id = await _find_group(client, name=name, vpc_id=vpc_id)
-            if group_id is None:
-                raise
-    await _match_ingress(client, group_id=group_id, firewall=firewall)
+        )
+    except PermanentProviderError as exc:
+        if exc.code != "InvalidGroup.Duplicate":
+            raise
+        group_id = await _find_group(client, name=name, vpc_id=vpc_id)
+        if group_id is None:
+            raise
+        await _match_ingress(client, group_id=group_id, firewall=firewall)
+        return group_id
+    group_id = created["GroupId"]
+    wanted = sorted({grant_of(rule) for rule in firewall}, key=str)
+    if wanted:
+        await call(
+            lambda: client.authorize_security_group_ingress(
+                GroupId=group_id, IpPermissions=[permission_of(g) for g in wanted]
+            )
+        )
     return group_id
 
 
