@@ -33,7 +33,6 @@ from lariba.cloud.engine.models import (
 from lariba.cloud.engine.operations import (
     RECONCILE_TASK,
     active_operation,
-    database_now,
     enqueue_reconcile,
     reconcile_locks,
     record_event,
@@ -158,7 +157,7 @@ class ReconcilePass:
                 if operation is not None and operation.status in ACTIVE_OPERATION:
                     if operation.status == OperationStatus.pending.value:
                         operation.status = OperationStatus.running.value
-                        operation.started_at = await database_now(session)
+                        operation.started_at = func.now()
                     if progress:
                         operation.progress = progress[:200]
                     if operation_params:
@@ -173,7 +172,7 @@ class ReconcilePass:
                         operation.status = outcome.value
                         operation.error = finish.error
                         operation.progress = None
-                        operation.finished_at = await database_now(session)
+                        operation.finished_at = func.now()
             await session.flush()
             self.resource = resource
 
@@ -245,15 +244,15 @@ def backoff(retry: int, *, base: float, cap: float) -> float:
 @contextlib.asynccontextmanager
 async def _exclusively(runtime: CloudRuntime, resource_id: uuid.UUID) -> AsyncIterator[bool]:
     key = func.hashtextextended(f"lariba:resource:{resource_id}", 0)
+    # A session-level lock needs no transaction around it: autocommit spares two.
     async with runtime.locks.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
         acquired = bool((await connection.execute(select(func.pg_try_advisory_lock(key)))).scalar())
-        await connection.commit()
         try:
             yield acquired
         finally:
             if acquired:
                 await connection.execute(select(func.pg_advisory_unlock(key)))
-                await connection.commit()
 
 
 async def _load(
