@@ -482,13 +482,17 @@ async def test_a_requeued_pass_runs_when_due_not_at_the_workers_next_poll(
     ) as client:  # one worker, idle
         user = await sign_up(client)
         pid = (await create_project(client, user))["id"]
-        # A throttled create backs off: its pass is deferred to run a moment later.
-        fault_proxy.fail_next("RunInstances", "throttle")
-        created = await create_instance(
-            client, user, pid, name="web-1", size="micro", image="amazon-linux-2023"
-        )
-        assert (await wait_for_operation(client, user, created))["status"] == "succeeded"
+        # Throttled creates back off: each pass is deferred to run a moment later.
+        for n in range(3):
+            fault_proxy.fail_next("RunInstances", "throttle")
+            created = await create_instance(
+                client, user, pid, name=f"web-{n}", size="micro", image="amazon-linux-2023"
+            )
+            assert (await wait_for_operation(client, user, created))["status"] == "succeeded"
         await delete_all_instances(client, user, pid)
     lateness = await _lateness_of_scheduled_jobs(test_database_url)
     assert lateness
-    assert max(lateness) < 2.0, lateness
+    # With procrastinate's 5 s default poll, three waits below 3 s happen a fifth of the
+    # time; with the worker polling every 0.2 s they are the rule, even on a busy machine.
+    assert len(lateness) >= 3
+    assert max(lateness) < 3.0, lateness
