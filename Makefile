@@ -26,6 +26,7 @@ format: install ## Apply ruff's formatting and safe fixes
 bench: install ## Benchmarks (see docs/benchmarks.md); BENCH_ARGS=--short for a quick run
 	$(UV) run --frozen python -m bench.projects_list $(BENCH_ARGS)
 	$(UV) run --frozen python -m bench.instances_create $(BENCH_ARGS)
+	$(UV) run --frozen python -m bench.storage $(BENCH_ARGS)
 
 install: $(UV)
 	$(UV) sync --frozen

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.identity",
     "tests.fixtures.moto",
     "tests.fixtures.faults",
+    "tests.fixtures.databases",
 ]

@@ -103,7 +103,12 @@ def create_app(
 
     install_error_handlers(app)
     install_idempotency(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        # Object bytes at the local provider's signed URLs: limited by their signature.
+        exempt_prefixes=("/v1/storage/",),
+    )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(identity_router)

@@ -2,6 +2,8 @@
 
 
 def import_all_models() -> None:
+    import lariba.cloud.buckets.models
+    import lariba.cloud.databases.models
     import lariba.cloud.engine.models
     import lariba.core.idempotency
     import lariba.identity.models  # noqa: F401

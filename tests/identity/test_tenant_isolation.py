@@ -20,11 +20,15 @@ from lariba.identity.models import Invitation, Membership, Project
 from tests.fixtures.identity import TestUser, create_project, sign_up
 from tests.fixtures.routes import Operation, operations
 
-# Routes anyone may call: they are how one gets credentials.
+# Routes anyone may call: they are how one gets credentials, or (objects at the local
+# provider's signed URLs) the signature in the URL is the credential.
 PUBLIC = {
     ("POST", "/v1/auth/signup"),
     ("POST", "/v1/auth/token"),
     ("POST", "/v1/auth/refresh"),
+    ("GET", "/v1/storage/{bucket_id}/{key}"),
+    ("HEAD", "/v1/storage/{bucket_id}/{key}"),
+    ("PUT", "/v1/storage/{bucket_id}/{key}"),
 }
 
 

@@ -31,7 +31,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-keys_app = typer.Typer(help="Token signing keys: rotate, list, retire.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Token signing keys: rotate, list, retire; secrets at rest: rotate-secrets.",
+    no_args_is_help=True,
+)
 app.add_typer(keys_app, name="keys")
 
 T = TypeVar("T")
@@ -209,6 +212,40 @@ def keys_retire(kid: Annotated[str, typer.Argument(help="The key id (kid) to ret
             typer.echo(f"lariba: {exc}", err=True)
             raise typer.Exit(1) from None
     typer.echo(f"Signing key {kid} is retired.")
+
+
+@keys_app.command("rotate-secrets")
+def keys_rotate_secrets() -> None:
+    """Re-encrypt every secret at rest under LARIBA_SECRET_KEY, reading the old ones with
+    LARIBA_SECRET_KEY_PREVIOUS. Run it with both set, before the API starts on the new key."""
+    from lariba.cli.rotation import RotationReport, rotate_secrets
+    from lariba.core.secrets import SecretDecryptionError
+
+    settings = _settings()
+    previous = settings.secret_key_previous
+    if previous is not None and previous.get_secret_value().encode() == settings.master_key:
+        typer.echo("lariba: LARIBA_SECRET_KEY_PREVIOUS is the current key", err=True)
+        raise typer.Exit(2)
+
+    async def rotate(session: AsyncSession, _runtime: IdentityRuntime) -> RotationReport:
+        return await rotate_secrets(
+            session,
+            current=settings.master_key,
+            previous=previous.get_secret_value().encode() if previous is not None else None,
+        )
+
+    with database_url_for(settings) as url:
+        try:
+            report = _with_identity(settings, url, rotate)
+        except SecretDecryptionError as exc:
+            typer.echo(f"lariba: nothing changed: {exc}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(
+        f"Re-encrypted under the current master key: {report.database_credentials} database "
+        f"passwords, {report.signing_keys} signing keys, {report.totp_secrets} TOTP seeds, "
+        f"{report.idempotent_responses} stored responses. "
+        "LARIBA_SECRET_KEY_PREVIOUS can be removed."
+    )
 
 
 if __name__ == "__main__":

@@ -218,6 +218,35 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
     smtp_from: str = Field(default="lariba@localhost", description="Sender of e-mails.")
     smtp_starttls: bool = Field(default=True, description="Use STARTTLS with the SMTP server.")
+    secret_key_previous: SecretStr | None = Field(
+        default=None,
+        description=(
+            "The master key before the last rotation: secrets still encrypted with it stay "
+            "readable until `lariba keys rotate-secrets` has re-encrypted them."
+        ),
+    )
+    local_databases_url: str | None = Field(
+        default=None,
+        description=(
+            "Admin (superuser) URL of the PostgreSQL server holding the local provider's "
+            "databases; tenants get its host and port. Unset: Lariba runs its own under "
+            "data_dir/databases-server."
+        ),
+    )
+    local_databases_host: str = Field(
+        default="127.0.0.1",
+        description="Address Lariba's own databases server listens on, given to tenants.",
+    )
+    local_databases_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=0,
+        description="Port of Lariba's own databases server; 0: a free port chosen at its "
+        "first start, then kept.",
+    )
+    local_storage_min_part_bytes: Annotated[int, Field(ge=1)] = Field(
+        default=5 * 1024 * 1024,
+        description="Smallest multipart part (but the last) the local provider accepts; "
+        "S3's 5 MiB. Lower it only for tests.",
+    )
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:

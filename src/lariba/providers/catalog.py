@@ -1,4 +1,5 @@
-"""The catalog: the regions, sizes and images a provider offers, with prices.
+"""The catalog: the regions, sizes and images a provider offers, with prices, and the
+sizes and engine versions of its managed databases.
 
 Each provider ships defaults (``catalogs/<provider>.toml``); an operator's file
 (``LARIBA_CATALOG_FILE``) replaces any section it defines. Sizes and images have a
@@ -44,11 +45,35 @@ class Image:
 
 
 @dataclass(frozen=True)
+class DatabaseSize:
+    """A managed database's size; ``provider`` maps it (an RDS instance class, a local
+    connection limit)."""
+
+    name: str
+    vcpus: int
+    memory_mib: int
+    price_per_hour_usd: Decimal
+    provider: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class DatabaseEngine:
+    """A PostgreSQL major version users may ask for."""
+
+    version: str
+    display_name: str
+    provider: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
 class Catalog:
     provider_name: str
     regions: tuple[Region, ...]
     sizes: tuple[Size, ...]
     images: tuple[Image, ...]
+    # Optional sections: a provider without databases has none.
+    database_sizes: tuple[DatabaseSize, ...] = ()
+    database_engines: tuple[DatabaseEngine, ...] = ()
 
     def region(self, name: str) -> Region | None:
         return next((r for r in self.regions if r.name == name), None)
@@ -58,6 +83,12 @@ class Catalog:
 
     def image(self, name: str) -> Image | None:
         return next((i for i in self.images if i.name == name), None)
+
+    def database_size(self, name: str) -> DatabaseSize | None:
+        return next((s for s in self.database_sizes if s.name == name), None)
+
+    def database_engine(self, version: str) -> DatabaseEngine | None:
+        return next((e for e in self.database_engines if e.version == version), None)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -92,6 +123,24 @@ def _build(provider_name: str, data: dict[str, Any], source: str) -> Catalog:
             )
             for i in data["images"]
         )
+        database_sizes = tuple(
+            DatabaseSize(
+                name=s["name"],
+                vcpus=int(s["vcpus"]),
+                memory_mib=int(s["memory_mib"]),
+                price_per_hour_usd=Decimal(str(s["price_per_hour_usd"])),
+                provider=dict(s.get("provider", {})),
+            )
+            for s in data.get("database_sizes", [])
+        )
+        database_engines = tuple(
+            DatabaseEngine(
+                version=str(e["version"]),
+                display_name=e.get("display_name", f"PostgreSQL {e['version']}"),
+                provider=dict(e.get("provider", {})),
+            )
+            for e in data.get("database_engines", [])
+        )
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise CatalogError(f"catalog {source} is malformed: {exc!r}") from exc
     for kind, items in (("region", regions), ("size", sizes), ("image", images)):
@@ -100,7 +149,20 @@ def _build(provider_name: str, data: dict[str, Any], source: str) -> Catalog:
             raise CatalogError(f"catalog {source} defines no {kind}")
         if len(set(names)) != len(names):
             raise CatalogError(f"catalog {source} defines a {kind} name twice")
-    return Catalog(provider_name=provider_name, regions=regions, sizes=sizes, images=images)
+    for kind, names in (
+        ("database size", [s.name for s in database_sizes]),
+        ("database engine", [e.version for e in database_engines]),
+    ):
+        if len(set(names)) != len(names):
+            raise CatalogError(f"catalog {source} defines a {kind} twice")
+    return Catalog(
+        provider_name=provider_name,
+        regions=regions,
+        sizes=sizes,
+        images=images,
+        database_sizes=database_sizes,
+        database_engines=database_engines,
+    )
 
 
 def load_catalog(provider_name: str, override: Path | None = None) -> Catalog:

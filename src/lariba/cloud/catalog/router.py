@@ -9,6 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from lariba.cloud.catalog.schemas import (
     HOURS_PER_MONTH,
     CatalogList,
+    DatabaseEngineOut,
+    DatabaseSizeOut,
     ImageOut,
     PriceOut,
     RegionOut,
@@ -63,14 +65,70 @@ async def images(_: CurrentPrincipal, catalog: CurrentCatalog) -> CatalogList[Im
     )
 
 
+@router.get(
+    "/database-sizes",
+    response_model=CatalogList[DatabaseSizeOut],
+    summary="Database sizes and prices",
+)
+async def database_sizes(
+    _: CurrentPrincipal, catalog: CurrentCatalog
+) -> CatalogList[DatabaseSizeOut]:
+    return CatalogList(
+        provider=catalog.provider_name,
+        items=[
+            DatabaseSizeOut(
+                name=s.name,
+                vcpus=s.vcpus,
+                memory_mib=s.memory_mib,
+                price_per_hour_usd=s.price_per_hour_usd,
+                price_per_month_usd=(s.price_per_hour_usd * HOURS_PER_MONTH).quantize(
+                    s.price_per_hour_usd
+                ),
+            )
+            for s in catalog.database_sizes
+        ],
+    )
+
+
+@router.get(
+    "/database-engines",
+    response_model=CatalogList[DatabaseEngineOut],
+    summary="Database engine versions",
+)
+async def database_engines(
+    _: CurrentPrincipal, catalog: CurrentCatalog
+) -> CatalogList[DatabaseEngineOut]:
+    return CatalogList(
+        provider=catalog.provider_name,
+        items=[
+            DatabaseEngineOut(version=e.version, display_name=e.display_name)
+            for e in catalog.database_engines
+        ],
+    )
+
+
 @router.get("/prices", response_model=CatalogList[PriceOut], summary="Prices (USD)")
 async def prices(_: CurrentPrincipal, catalog: CurrentCatalog) -> CatalogList[PriceOut]:
     return CatalogList(
         provider=catalog.provider_name,
         items=[
-            PriceOut(
-                resource_type="instance", size=s.name, unit="hour", price_usd=s.price_per_hour_usd
-            )
-            for s in catalog.sizes
+            *(
+                PriceOut(
+                    resource_type="instance",
+                    size=s.name,
+                    unit="hour",
+                    price_usd=s.price_per_hour_usd,
+                )
+                for s in catalog.sizes
+            ),
+            *(
+                PriceOut(
+                    resource_type="database",
+                    size=s.name,
+                    unit="hour",
+                    price_usd=s.price_per_hour_usd,
+                )
+                for s in catalog.database_sizes
+            ),
         ],
     )

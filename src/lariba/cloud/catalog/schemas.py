@@ -30,8 +30,21 @@ class ImageOut(BaseModel):
     display_name: str
 
 
+class DatabaseSizeOut(BaseModel):
+    name: str
+    vcpus: int
+    memory_mib: int
+    price_per_hour_usd: Decimal
+    price_per_month_usd: Decimal = Field(description="730 hours at the hourly price.")
+
+
+class DatabaseEngineOut(BaseModel):
+    version: str = Field(description="The PostgreSQL major version to ask for.")
+    display_name: str
+
+
 class PriceOut(BaseModel):
-    resource_type: Literal["instance"]
+    resource_type: Literal["instance", "database"]
     size: str
     unit: Literal["hour"]
     price_usd: Decimal

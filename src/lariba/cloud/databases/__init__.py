@@ -1,1 +1,1 @@
-"""Managed PostgreSQL databases and their snapshots: a resource kind on the lifecycle engine."""
+"""Managed PostgreSQL databases and their snapshots: resource kinds on the lifecycle engine."""

@@ -47,6 +47,8 @@ class OperationType(StrEnum):
     resize = "resize"
     update = "update"
     delete = "delete"
+    # Databases: a new password, applied at the provider.
+    reset_password = "reset_password"  # noqa: S105 - an operation type
 
 
 class OperationStatus(StrEnum):

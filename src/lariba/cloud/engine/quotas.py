@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Integer, cast, func, literal_column, select
+from sqlalchemy import BigInteger, cast, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -72,7 +72,8 @@ async def quota_use(
 ) -> list[QuotaUse]:
     limits = await project_limits(session, settings=settings, project_id=project_id)
     entry = func.jsonb_each_text(Resource.usage).table_valued("key", "value").alias("entry")
-    amount = cast(entry.c.value, Integer)
+    # bigint: storage_bytes passes 2**31 at 2 GiB.
+    amount = cast(entry.c.value, BigInteger)
     rows = await session.execute(
         select(
             entry.c.key,

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lariba.cloud.engine import quotas
+from lariba.cloud.engine.errors import InvalidState
 from lariba.cloud.engine.models import (
     DesiredState,
     Operation,
@@ -21,9 +22,10 @@ from lariba.cloud.engine.models import (
     Resource,
     ResourceStatus,
 )
-from lariba.cloud.engine.operations import begin_operation, record_event
+from lariba.cloud.engine.operations import begin_operation, completed_operation, record_event
 from lariba.cloud.engine.runtime import CloudRuntime
 from lariba.core.errors import Conflict, InvalidInput, NotFound
+from lariba.core.pagination import PageRequest, fetch_page
 from lariba.identity import audit
 from lariba.identity.audit import RequestContext
 from lariba.identity.authz import ProjectAccess
@@ -171,3 +173,60 @@ async def audit_change(
         project_id=resource.project_id,
         details={"name": resource.name, **(details or {})},
     )
+
+
+def refuse_deleted(resource: Resource) -> None:
+    """409 ``invalid_state`` for a resource being deleted or deleted."""
+    if resource.desired_state == DesiredState.deleted.value:
+        raise InvalidState(
+            f"{resource.kind.capitalize()} {resource.id} is being deleted or is deleted "
+            f"({resource.status}).",
+            extra={"resource_status": resource.status},
+        )
+
+
+async def relabel(
+    session: AsyncSession,
+    *,
+    access: ProjectAccess,
+    resource: Resource,
+    labels: dict[str, str],
+    ctx: RequestContext,
+) -> Operation:
+    """Replaces the labels of a resource (locked by the caller). Labels live in Lariba
+    only, so the ``update`` operation is done when the request is."""
+    refuse_deleted(resource)
+    resource.labels = labels
+    operation = await completed_operation(
+        session,
+        resource=resource,
+        type=OperationType.update,
+        actor=access.principal.actor,
+        params={"labels": labels},
+    )
+    await session.flush()
+    await audit_change(
+        session, ctx=ctx, access=access, action=f"{resource.kind}.update", resource=resource
+    )
+    return operation
+
+
+async def list_resources(
+    session: AsyncSession,
+    *,
+    access: ProjectAccess,
+    kind: str,
+    page: PageRequest,
+    statuses: Sequence[str],
+    labels: Sequence[str],
+) -> tuple[list[Resource], str | None]:
+    """One page of the project's resources of ``kind`` (see ``listed``) and the cursor
+    of the next."""
+    rows, cursor = await fetch_page(
+        session,
+        listed(access, kind=kind, statuses=statuses, labels=labels),
+        page=page,
+        created_at=Resource.created_at,
+        ident=Resource.id,
+    )
+    return [row.Resource for row in rows], cursor

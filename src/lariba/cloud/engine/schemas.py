@@ -35,7 +35,9 @@ class OperationOut(BaseModel):
     id: uuid.UUID
     project_id: uuid.UUID
     resource: OperationResource
-    type: str = Field(description="create, start, stop, reboot, resize, update or delete.")
+    type: str = Field(
+        description="create, start, stop, reboot, resize, update, delete or reset_password."
+    )
     status: Literal["pending", "running", "succeeded", "failed"]
     progress: str | None = Field(description="What is happening now, while it runs.")
     error: OperationError | None

@@ -11,6 +11,7 @@ import procrastinate
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lariba.cloud.engine import quotas
+from lariba.cloud.engine.errors import InvalidState, ProviderUnavailable
 from lariba.cloud.engine.models import (
     DesiredState,
     OperationType,
@@ -19,37 +20,28 @@ from lariba.cloud.engine.models import (
 )
 from lariba.cloud.engine.operations import (
     begin_operation,
-    completed_operation,
     latest_operation,
     refuse_if_busy,
 )
 from lariba.cloud.engine.resources import (
     audit_change,
     create_resource,
-    listed,
+    list_resources,
     load_resource,
+    refuse_deleted,
     region_of,
+    relabel,
 )
 from lariba.cloud.engine.runtime import CloudRuntime
 from lariba.cloud.engine.schemas import OperationOut
 from lariba.cloud.instances.reconcile import KIND
 from lariba.cloud.instances.schemas import ConsoleOut, InstanceCreate, InstanceOut
-from lariba.core.errors import Conflict, InvalidInput, LaribaError
-from lariba.core.pagination import Page, PageRequest, fetch_page
+from lariba.core.errors import InvalidInput
+from lariba.core.pagination import Page, PageRequest
 from lariba.identity.audit import RequestContext
 from lariba.identity.authz import ProjectAccess
 from lariba.providers.base import ProviderError, TransientProviderError
 from lariba.providers.catalog import Size
-
-
-class InvalidState(Conflict):
-    code = "invalid_state"
-
-
-class ProviderUnavailable(LaribaError):
-    status = 503
-    code = "provider_unavailable"
-    title = "Provider unavailable"
 
 
 def _fingerprint(public_key: str) -> str:
@@ -122,19 +114,10 @@ async def list_instances(
     statuses: Sequence[str],
     labels: Sequence[str],
 ) -> Page[InstanceOut]:
-    stmt = listed(access, kind=KIND, statuses=statuses, labels=labels)
-    rows, cursor = await fetch_page(
-        session, stmt, page=page, created_at=Resource.created_at, ident=Resource.id
+    resources, cursor = await list_resources(
+        session, access=access, kind=KIND, page=page, statuses=statuses, labels=labels
     )
-    return Page(items=[InstanceOut.of(row.Resource) for row in rows], next_cursor=cursor)
-
-
-def _refuse_deleted(resource: Resource) -> None:
-    if resource.desired_state == DesiredState.deleted.value:
-        raise InvalidState(
-            f"Instance {resource.id} is being deleted or is deleted ({resource.status}).",
-            extra={"resource_status": resource.status},
-        )
+    return Page(items=[InstanceOut.of(r) for r in resources], next_cursor=cursor)
 
 
 async def update_labels(
@@ -145,19 +128,8 @@ async def update_labels(
     labels: dict[str, str],
     ctx: RequestContext,
 ) -> OperationOut:
-    """Labels live in Lariba only, so the change is done when the request is."""
     resource = await load_instance(session, access=access, instance_id=instance_id, lock=True)
-    _refuse_deleted(resource)
-    resource.labels = labels
-    operation = await completed_operation(
-        session,
-        resource=resource,
-        type=OperationType.update,
-        actor=access.principal.actor,
-        params={"labels": labels},
-    )
-    await session.flush()
-    await audit_change(session, ctx=ctx, access=access, action="instance.update", resource=resource)
+    operation = await relabel(session, access=access, resource=resource, labels=labels, ctx=ctx)
     return OperationOut.of(operation)
 
 
@@ -181,7 +153,7 @@ async def power_action(
 ) -> OperationOut:
     resource = await load_instance(session, access=access, instance_id=instance_id, lock=True)
     await refuse_if_busy(session, resource)
-    _refuse_deleted(resource)
+    refuse_deleted(resource)
     allowed, desired, status = _POWER_ACTIONS[action]
     if resource.desired_state not in allowed and resource.status != ResourceStatus.error.value:
         raise InvalidState(
@@ -222,7 +194,7 @@ async def resize(
     size = _size(cloud, size_name)
     resource = await load_instance(session, access=access, instance_id=instance_id, lock=True)
     await refuse_if_busy(session, resource)
-    _refuse_deleted(resource)
+    refuse_deleted(resource)
     if resource.provider_id is None:
         raise InvalidState(
             f"Instance {resource.id} does not exist at the provider; delete it and create "
