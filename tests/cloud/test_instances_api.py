@@ -3,6 +3,7 @@ Most run without a worker, so what they see is exactly what the request did."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
@@ -360,3 +361,23 @@ async def test_every_instance_and_operation_route_is_404_to_another_tenant(
                 assert response.status_code == 404, (op.method, url, response.text)
         assert (await db.execute(select(Resource.__table__))).all() == before
         assert await db.scalar(select(func.count()).select_from(ResourceEvent)) == events_before
+
+
+async def test_concurrent_creates_of_one_name_make_one_instance(
+    tmp_path: Path, test_database_url: str, db: AsyncSession
+) -> None:
+    settings = cloud_settings(tmp_path)
+    async with (
+        cloud_client(settings, test_database_url, run_worker=False) as first,
+        cloud_client(settings, test_database_url, run_worker=False) as second,
+    ):
+        user, pid = await _project(first)
+        answers = await asyncio.gather(
+            *(
+                client.post(f"/v1/projects/{pid}/instances", json=VALID, headers=user.headers)
+                for client in (first, second, first, second)
+            )
+        )
+    assert sorted(a.status_code for a in answers) == [202, 409, 409, 409]
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"name_taken"}
+    assert await db.scalar(select(func.count()).select_from(Resource)) == 1

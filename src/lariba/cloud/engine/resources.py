@@ -96,9 +96,8 @@ async def create_resource(
     )
     session.add(resource)
     try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:  # a concurrent create took the name first
+        await session.flush()
+    except IntegrityError:  # a concurrent create took the name first; the request fails
         raise _name_taken(kind, name) from None
     record_event(session, resource, from_status=None, to_status=resource.status, reason="created")
     operation = await begin_operation(
