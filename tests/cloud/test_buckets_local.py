@@ -8,13 +8,18 @@ import asyncio
 import base64
 import hashlib
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import uvicorn
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from lariba.cloud.buckets.models import BucketUpload
+from lariba.cloud.buckets.reconcile import expire_abandoned_uploads
 from lariba.core.settings import Settings
 from tests.fixtures.buckets import (
     create_bucket,
@@ -209,3 +214,43 @@ async def test_client_gone_mid_body_stores_nothing(
         listed = await client.get(objects_url(pid, bid), headers=user.headers)
         assert listed.json()["items"] == []
     assert stored_files(tmp_path, bid) == []
+
+
+async def test_abandoned_multipart_uploads_expire(
+    tmp_path: Path, test_database_url: str, db: AsyncSession
+) -> None:
+    async with cloud_app(local_settings(tmp_path), test_database_url) as (app, client):
+        user = await sign_up(client)
+        pid = (await create_project(client, user))["id"]
+        bid = await create_bucket(client, user, pid, name="leftovers")
+        base = objects_url(pid, bid)
+        uploads = []
+        for key in ("old", "recent"):
+            begun = await client.post(f"{base}/uploads", json={"key": key}, headers=user.headers)
+            upload_id = begun.json()["upload_id"]
+            signed = await client.post(
+                f"{base}/uploads/{upload_id}/parts",
+                json={"part_number": 1, "content_length": PART_BYTES},
+                headers=user.headers,
+            )
+            sent = await client.put(signed.json()["url"], content=b"p" * PART_BYTES)
+            assert sent.status_code == 200, sent.text
+            uploads.append(upload_id)
+        parts_before = stored_files(tmp_path, bid)
+        await db.execute(
+            update(BucketUpload)
+            .where(BucketUpload.id == uuid.UUID(uploads[0]))
+            .values(created_at=func.now() - timedelta(days=8))
+        )
+        await db.commit()
+
+        cloud = app.state.cloud
+        assert await expire_abandoned_uploads(cloud, cloud.provider.storage) == 1
+
+        gone = await client.delete(f"{base}/uploads/{uploads[0]}", headers=user.headers)
+        assert (gone.status_code, gone.json()["code"]) == (404, "upload_not_found")
+        remaining = (await db.scalars(select(BucketUpload.id))).all()
+        assert [str(u) for u in remaining] == [uploads[1]]
+        # The expired upload's part is gone from disk; the recent one's is still there.
+        assert len(stored_files(tmp_path, bid)) < len(parts_before)
+        assert stored_files(tmp_path, bid)

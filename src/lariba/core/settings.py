@@ -247,6 +247,11 @@ class Settings(BaseSettings):
         description="Smallest multipart part (but the last) the local provider accepts; "
         "S3's 5 MiB. Lower it only for tests.",
     )
+    multipart_upload_ttl_seconds: Annotated[int, Field(ge=60)] = Field(
+        default=7 * 86400,
+        description="A multipart upload neither completed nor aborted for this long is "
+        "aborted (its parts deleted) by the per-minute resync.",
+    )
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import structlog
 from sqlalchemy import delete, select
 
 from lariba.cloud.buckets.models import BucketUpload
@@ -14,11 +15,13 @@ from lariba.cloud.engine.models import DesiredState, Resource, ResourceStatus
 from lariba.cloud.engine.reconciler import Converged, Outcome, ReconcilePass, failure_reason
 from lariba.cloud.engine.runtime import CloudRuntime
 from lariba.core.failpoints import failpoint
-from lariba.providers.base import PermanentProviderError, ProviderNotFound
+from lariba.providers.base import PermanentProviderError, ProviderError, ProviderNotFound
 from lariba.providers.storage import BucketSpec, ObservedBucket, StorageProvider, bucket_name
 
 KIND = "bucket"
 _LIVE = (ResourceStatus.available.value, ResourceStatus.modifying.value)
+
+log = structlog.get_logger(__name__)
 
 
 def storage_of(runtime: CloudRuntime) -> StorageProvider:
@@ -68,6 +71,7 @@ class BucketKind:
         if storage is None:
             return []
         await storage.check()
+        await expire_abandoned_uploads(runtime, storage)
         async with runtime.sessionmaker() as session:
             rows = (
                 await session.execute(
@@ -149,3 +153,41 @@ async def _delete(work: ReconcilePass, storage: StorageProvider) -> Outcome:
         usage={**resource.usage, "storage_bytes": 0},
     )
     return Converged()
+
+
+async def expire_abandoned_uploads(runtime: CloudRuntime, storage: StorageProvider) -> int:
+    """Aborts the multipart uploads left unfinished for longer than
+    ``multipart_upload_ttl_seconds`` (their parts hold storage and quota); returns how
+    many. One the provider will not abort now is tried again at the next resync."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=runtime.settings.multipart_upload_ttl_seconds)
+    async with runtime.sessionmaker() as session:
+        abandoned = (
+            await session.execute(
+                select(BucketUpload, Resource.region, Resource.provider_id)
+                .join(Resource, Resource.id == BucketUpload.bucket_id)
+                .where(BucketUpload.created_at < cutoff)
+                .limit(500)
+            )
+        ).all()
+    expired = 0
+    for upload, region, provider_id in abandoned:
+        if provider_id is not None:
+            try:
+                await storage.abort_multipart_upload(
+                    region=region,
+                    provider_id=provider_id,
+                    key=upload.key,
+                    upload_id=upload.provider_upload_id,
+                )
+            except ProviderError as exc:
+                log.warning(
+                    "multipart_upload_expiry_failed", upload_id=str(upload.id), code=exc.code
+                )
+                continue
+        async with runtime.sessionmaker.begin() as session:
+            await session.execute(delete(BucketUpload).where(BucketUpload.id == upload.id))
+        log.info(
+            "multipart_upload_expired", upload_id=str(upload.id), bucket_id=str(upload.bucket_id)
+        )
+        expired += 1
+    return expired
