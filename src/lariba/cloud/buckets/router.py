@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from lariba.cloud.buckets import service
 from lariba.cloud.buckets.schemas import BucketCreate, BucketOut, LabelsUpdate, VersioningUpdate
 from lariba.cloud.engine import service as engine_service
-from lariba.cloud.engine.router import PROBLEMS
+from lariba.cloud.engine.router import PROBLEMS, accepted
 from lariba.cloud.engine.runtime import Cloud, Jobs
 from lariba.cloud.engine.schemas import EventOut, OperationOut
 from lariba.cloud.instances.router import LabelSelector
@@ -37,11 +37,6 @@ CHANGE_PROBLEMS: dict[int | str, dict[str, str]] = {
 }
 
 
-def _accepted(response: Response, operation: OperationOut) -> OperationOut:
-    response.headers["Location"] = f"/v1/projects/{operation.project_id}/operations/{operation.id}"
-    return operation
-
-
 @router.post(
     "/v1/projects/{project_id}/buckets",
     status_code=status.HTTP_202_ACCEPTED,
@@ -63,7 +58,7 @@ async def create_bucket(
     operation = await service.create_bucket(
         session, cloud=cloud, jobs=jobs.app, access=access, body=body, ctx=ctx
     )
-    return _accepted(response, operation)
+    return accepted(response, operation)
 
 
 @router.get(
@@ -122,7 +117,7 @@ async def update_bucket(
     operation = await service.update_labels(
         session, access=access, bucket_id=bucket_id, labels=body.labels, ctx=ctx
     )
-    return _accepted(response, operation)
+    return accepted(response, operation)
 
 
 @router.put(
@@ -145,7 +140,7 @@ async def set_versioning(
     operation = await service.set_versioning(
         session, jobs=jobs.app, access=access, bucket_id=bucket_id, enabled=body.enabled, ctx=ctx
     )
-    return _accepted(response, operation)
+    return accepted(response, operation)
 
 
 @router.delete(
@@ -176,7 +171,7 @@ async def delete_bucket(
         force=force,
         ctx=ctx,
     )
-    return _accepted(response, operation)
+    return accepted(response, operation)
 
 
 @router.get(

@@ -22,7 +22,7 @@ from lariba.cloud.databases.schemas import (
     SnapshotRestore,
 )
 from lariba.cloud.engine import service as engine_service
-from lariba.cloud.engine.router import PROBLEMS
+from lariba.cloud.engine.router import PROBLEMS, accepted
 from lariba.cloud.engine.runtime import Cloud, Jobs
 from lariba.cloud.engine.schemas import EventOut, OperationOut
 from lariba.cloud.instances.router import LabelSelector
@@ -55,10 +55,6 @@ _CHANGE_PROBLEMS: dict[int | str, dict[str, str]] = {
 _ONCE = "The response carries the password: shown here once, `Cache-Control: no-store`."
 
 
-def _accepted(response: Response, operation: OperationOut) -> None:
-    response.headers["Location"] = f"/v1/projects/{operation.project_id}/operations/{operation.id}"
-
-
 @router.post(
     "/v1/projects/{project_id}/databases",
     status_code=status.HTTP_202_ACCEPTED,
@@ -78,11 +74,11 @@ async def create_database(
     ctx: Context,
     response: Response,
 ) -> DatabaseAccepted:
-    accepted = await service.create_database(
+    answer = await service.create_database(
         session, cloud=cloud, jobs=jobs.app, access=access, body=body, ctx=ctx
     )
-    _accepted(response, accepted)
-    return accepted
+    accepted(response, answer)
+    return answer
 
 
 @router.get(
@@ -141,7 +137,7 @@ async def update_database(
     operation = await service.update_database(
         session, jobs=jobs.app, access=access, database_id=database_id, body=body, ctx=ctx
     )
-    _accepted(response, operation)
+    accepted(response, operation)
     return operation
 
 
@@ -173,7 +169,7 @@ async def delete_database(
         final_snapshot=final_snapshot,
         ctx=ctx,
     )
-    _accepted(response, operation)
+    accepted(response, operation)
     return operation
 
 
@@ -203,7 +199,7 @@ async def resize_database(
         body=body,
         ctx=ctx,
     )
-    _accepted(response, operation)
+    accepted(response, operation)
     return operation
 
 
@@ -226,11 +222,11 @@ async def reset_password(
     ctx: Context,
     response: Response,
 ) -> DatabaseAccepted:
-    accepted = await service.reset_password(
+    answer = await service.reset_password(
         session, cloud=cloud, jobs=jobs.app, access=access, database_id=database_id, ctx=ctx
     )
-    _accepted(response, accepted)
-    return accepted
+    accepted(response, answer)
+    return answer
 
 
 @router.post(
@@ -323,7 +319,7 @@ async def create_snapshot(
         name=body.name if body is not None else None,
         ctx=ctx,
     )
-    _accepted(response, operation)
+    accepted(response, operation)
     return operation
 
 
@@ -390,7 +386,7 @@ async def delete_snapshot(
     operation = await snapshots.delete_snapshot(
         session, jobs=jobs.app, access=access, snapshot_id=snapshot_id, ctx=ctx
     )
-    _accepted(response, operation)
+    accepted(response, operation)
     return operation
 
 
@@ -414,7 +410,7 @@ async def restore_snapshot(
     ctx: Context,
     response: Response,
 ) -> DatabaseAccepted:
-    accepted = await snapshots.restore_snapshot(
+    answer = await snapshots.restore_snapshot(
         session,
         cloud=cloud,
         jobs=jobs.app,
@@ -423,5 +419,5 @@ async def restore_snapshot(
         body=body,
         ctx=ctx,
     )
-    _accepted(response, accepted)
-    return accepted
+    accepted(response, answer)
+    return answer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from lariba.cloud.engine import quotas, service
 from lariba.cloud.engine.runtime import Cloud
@@ -27,6 +27,13 @@ PROBLEMS: dict[int | str, dict[str, str]] = {
     404: {"description": "No such project or resource, or not yours"},
     **INVALID_INPUT,
 }
+
+
+def accepted(response: Response, operation: OperationOut) -> OperationOut:
+    """A change's 202: the operation, and where to poll it."""
+    response.headers["Location"] = f"/v1/projects/{operation.project_id}/operations/{operation.id}"
+    return operation
+
 
 OperationId = Annotated[uuid.UUID, Path(description="Operation id.")]
 OperationStatusFilter = Annotated[

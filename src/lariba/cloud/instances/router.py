@@ -10,7 +10,7 @@ from pydantic import StringConstraints
 
 from lariba.cloud.engine import service as engine_service
 from lariba.cloud.engine.models import OperationType
-from lariba.cloud.engine.router import PROBLEMS
+from lariba.cloud.engine.router import PROBLEMS, accepted
 from lariba.cloud.engine.runtime import Cloud, Jobs
 from lariba.cloud.engine.schemas import EventOut, OperationOut
 from lariba.cloud.instances import service
@@ -47,11 +47,6 @@ _CHANGE_PROBLEMS: dict[int | str, dict[str, str]] = {
 }
 
 
-def _accepted(response: Response, operation: OperationOut) -> OperationOut:
-    response.headers["Location"] = f"/v1/projects/{operation.project_id}/operations/{operation.id}"
-    return operation
-
-
 @router.post(
     "/v1/projects/{project_id}/instances",
     status_code=status.HTTP_202_ACCEPTED,
@@ -73,7 +68,7 @@ async def create_instance(
     operation = await service.create_instance(
         session, cloud=cloud, jobs=jobs.app, access=access, body=body, ctx=ctx
     )
-    return _accepted(response, operation)
+    return accepted(response, operation)
 
 
 @router.get(
@@ -133,7 +128,7 @@ async def update_instance(
     operation = await service.update_labels(
         session, access=access, instance_id=instance_id, labels=body.labels, ctx=ctx
     )
-    return _accepted(response, operation)
+    return accepted(response, operation)
 
 
 async def _power(
@@ -148,7 +143,7 @@ async def _power(
     operation = await service.power_action(
         session, jobs=jobs.app, access=access, instance_id=instance_id, action=action, ctx=ctx
     )
-    return _accepted(response, operation)
+    return accepted(response, operation)
 
 
 @router.post(
@@ -231,7 +226,7 @@ async def resize_instance(
         size_name=body.size,
         ctx=ctx,
     )
-    return _accepted(response, operation)
+    return accepted(response, operation)
 
 
 @router.delete(
@@ -253,7 +248,7 @@ async def delete_instance(
     operation = await service.delete_instance(
         session, jobs=jobs.app, access=access, instance_id=instance_id, ctx=ctx
     )
-    return _accepted(response, operation)
+    return accepted(response, operation)
 
 
 @router.get(
