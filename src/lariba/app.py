@@ -22,6 +22,7 @@ from lariba.core.middleware import BodySizeLimitMiddleware, RequestContextMiddle
 from lariba.core.settings import Settings
 from lariba.identity.router import router as identity_router
 from lariba.identity.runtime import IdentityRuntime
+from lariba.monitoring.router import router as monitoring_router
 from lariba.providers.base import Provider
 
 log = structlog.get_logger(__name__)
@@ -113,4 +114,5 @@ def create_app(
     app.include_router(health.router)
     app.include_router(identity_router)
     app.include_router(cloud_router)
+    app.include_router(monitoring_router)
     return app

@@ -1,0 +1,5 @@
+"""All routes of the monitoring service."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
