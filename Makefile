@@ -27,6 +27,7 @@ bench: install ## Benchmarks (see docs/benchmarks.md); BENCH_ARGS=--short for a 
 	$(UV) run --frozen python -m bench.projects_list $(BENCH_ARGS)
 	$(UV) run --frozen python -m bench.instances_create $(BENCH_ARGS)
 	$(UV) run --frozen python -m bench.storage $(BENCH_ARGS)
+	$(UV) run --frozen python -m bench.usage_report $(BENCH_ARGS)
 
 install: $(UV)
 	$(UV) sync --frozen

@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.moto",
     "tests.fixtures.faults",
     "tests.fixtures.databases",
+    "tests.fixtures.monitoring",
 ]

@@ -18,11 +18,20 @@ from lariba.core.db import create_engine, create_sessionmaker
 from lariba.core.errors import install_error_handlers
 from lariba.core.idempotency import idempotency_tasks, install_idempotency
 from lariba.core.jobs import JobQueue, TaskRegistrar
+from lariba.core.metrics import HttpMetricsMiddleware
 from lariba.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from lariba.core.settings import Settings
 from lariba.identity.router import router as identity_router
 from lariba.identity.runtime import IdentityRuntime
+from lariba.monitoring.alerts.tasks import alert_tasks
+from lariba.monitoring.audit.server_errors import record_server_error
+from lariba.monitoring.audit.tasks import server_error_tasks
+from lariba.monitoring.budgets.service import refuse_if_spent
+from lariba.monitoring.budgets.tasks import budget_tasks
+from lariba.monitoring.metrics.tasks import metrics_tasks
 from lariba.monitoring.router import router as monitoring_router
+from lariba.monitoring.usage.tasks import usage_tasks
+from lariba.monitoring.webhooks.tasks import webhook_tasks
 from lariba.providers.base import Provider
 
 log = structlog.get_logger(__name__)
@@ -41,7 +50,17 @@ def job_queue(
     """The job queue with every service's tasks (and ``extra`` ones, for tests)."""
     return JobQueue(
         database_url,
-        registrars=(cloud_tasks(cloud), idempotency_tasks(cloud.sessionmaker), *extra),
+        registrars=(
+            cloud_tasks(cloud),
+            idempotency_tasks(cloud.sessionmaker),
+            server_error_tasks(cloud.sessionmaker, settings),
+            usage_tasks(cloud.sessionmaker),
+            metrics_tasks(cloud),
+            budget_tasks(cloud),
+            alert_tasks(cloud),
+            webhook_tasks(settings, cloud.sessionmaker),
+            *extra,
+        ),
         heartbeat_seconds=settings.worker_heartbeat_seconds,
         stalled_after_seconds=settings.job_stalled_after_seconds,
         poll_seconds=min(1.0, settings.reconcile_poll_seconds),
@@ -66,6 +85,7 @@ def create_app(
     cloud = CloudRuntime.create(
         settings, database_url=database_url, sessionmaker=sessionmaker, provider=provider
     )
+    cloud.admission_checks.append(refuse_if_spent)
     jobs = job_queue(settings, database_url, cloud, *task_registrars)
     run_worker = settings.worker_in_process if run_worker is None else run_worker
 
@@ -102,7 +122,7 @@ def create_app(
     app.state.catalog = cloud.catalog
     app.state.cloud = cloud
 
-    install_error_handlers(app)
+    install_error_handlers(app, on_unexpected=(record_server_error,))
     install_idempotency(app)
     app.add_middleware(
         BodySizeLimitMiddleware,
@@ -111,6 +131,8 @@ def create_app(
         exempt_prefixes=("/v1/storage/",),
     )
     app.add_middleware(RequestContextMiddleware)
+    # Outermost, so it also counts what the inner middleware refuse (413s).
+    app.add_middleware(HttpMetricsMiddleware, exclude_paths=frozenset({"/metrics"}))
     app.include_router(health.router)
     app.include_router(identity_router)
     app.include_router(cloud_router)

@@ -6,4 +6,9 @@ def import_all_models() -> None:
     import lariba.cloud.databases.models
     import lariba.cloud.engine.models
     import lariba.core.idempotency
-    import lariba.identity.models  # noqa: F401
+    import lariba.identity.models
+    import lariba.monitoring.alerts.models
+    import lariba.monitoring.budgets.models
+    import lariba.monitoring.metrics.models
+    import lariba.monitoring.models
+    import lariba.monitoring.usage.models  # noqa: F401

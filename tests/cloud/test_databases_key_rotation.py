@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from sqlalchemy import select
@@ -14,7 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lariba.cloud.databases.models import DatabaseCredential
 from lariba.core.envelope import Envelope
+from lariba.core.secrets import SecretBox
 from lariba.identity.models import SigningKey
+from lariba.monitoring.models import Webhook
+from lariba.monitoring.webhooks.delivery import secret_purpose
 from lariba.providers.local.database_server import DatabaseServer
 from tests.fixtures.cloud import cloud_client, cloud_settings
 from tests.fixtures.database import TEST_SECRET_KEY
@@ -57,12 +61,22 @@ async def test_rotate_secrets_moves_everything_to_the_new_master_key(
 ) -> None:
     provider = local_provider(databases_server, tmp_path)
     async with cloud_client(
-        cloud_settings(tmp_path), test_database_url, provider=provider, run_worker=False
+        cloud_settings(tmp_path, webhook_allowed_networks="127.0.0.0/8"),
+        test_database_url,
+        provider=provider,
+        run_worker=False,
     ) as client:
         user = await sign_up(client)
         pid = (await create_project(client, user))["id"]
         created = await create_database(client, user, pid)
         password = created["credentials"]["password"]
+        hook = await client.post(
+            f"/v1/projects/{pid}/webhooks",
+            json={"url": "http://127.0.0.1:9/hook", "event_types": ["*"]},
+            headers=user.headers,
+        )
+        assert hook.status_code == 201, hook.text
+        webhook_id, webhook_secret = uuid.UUID(hook.json()["id"]), hook.json()["secret"]
     [(old_kek, old_wrapped, ciphertext)] = await _sealed(db)
     assert old_kek == Envelope(TEST_SECRET_KEY.encode()).current.id
     keys_before = (await db.scalars(select(SigningKey.private_key_encrypted))).all()
@@ -84,6 +98,13 @@ async def test_rotate_secrets_moves_everything_to_the_new_master_key(
     db.expire_all()
     keys_after = (await db.scalars(select(SigningKey.private_key_encrypted))).all()
     assert set(keys_after).isdisjoint(keys_before)
+    sealed_secret = await db.scalar(
+        select(Webhook.secret_encrypted).where(Webhook.id == webhook_id)
+    )
+    assert sealed_secret is not None
+    opened = SecretBox(NEW_KEY.encode()).decrypt(sealed_secret, purpose=secret_purpose(webhook_id))
+    assert opened.decode() == webhook_secret
+    assert "1 webhook secrets" in rotated.stdout
 
     # Again: everything is current already.
     again = _rotate(test_database_url, tmp_path, key=NEW_KEY, previous=TEST_SECRET_KEY)

@@ -12,8 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lariba.cloud.engine.models import Resource, ResourceEvent
-from lariba.cloud.engine.reconciler import backoff, resync
+from lariba.cloud.engine.reconciler import resync
 from lariba.cloud.tasks import KINDS
+from lariba.core.retry import backoff
 from lariba.providers.base import Provider
 from lariba.providers.catalog import load_catalog
 from lariba.providers.local import LocalCompute

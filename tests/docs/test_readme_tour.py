@@ -43,3 +43,6 @@ def test_readme_tour_runs_as_written(tmp_path: Path) -> None:
     assert '"name":"hello"' in out and '"status":"running"' in out
     assert "Hello from " in out
     assert '"type":"delete","status":"succeeded"' in out
+    assert '"meter":"instance","sku":"nano"' in out
+    assert '"forecast":{"month":' in out
+    assert "deleted instance hello" in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from types import FrameType
@@ -11,6 +12,7 @@ from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,11 +21,13 @@ from lariba.core.db import create_engine, create_sessionmaker
 from lariba.core.embedded import database_url_for
 from lariba.core.errors import LaribaError
 from lariba.core.logging import configure_logging
+from lariba.core.metrics import serve_metrics
 from lariba.core.settings import Settings, settings_reference
 from lariba.identity.bootstrap import bootstrap
 from lariba.identity.models import SigningKey
 from lariba.identity.runtime import IdentityRuntime
 from lariba.identity.tokens import create_signing_key, retire_signing_key
+from lariba.monitoring.events.stream import close_event_streams
 from lariba.providers.catalog import CatalogError, load_catalog
 
 app = typer.Typer(
@@ -74,6 +78,16 @@ def _with_identity(
     return asyncio.run(run())
 
 
+class ApiServer(uvicorn.Server):
+    """uvicorn waits for every open response before it stops, and a live event stream
+    never ends on its own: end the streams as the shutdown begins."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if isinstance(self.config.app, FastAPI):
+            close_event_streams(self.config.app)
+        await super().shutdown(sockets)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on [LARIBA_HOST].")] = None,
@@ -107,7 +121,7 @@ def serve(
             typer.echo(
                 f"Lariba Cloud is running on http://{settings.host}:{settings.port}", err=True
             )
-            uvicorn.Server(config).run()
+            ApiServer(config).run()
     except (KeyboardInterrupt, _Terminated):
         pass
     typer.echo("Lariba Cloud stopped.", err=True)
@@ -147,8 +161,18 @@ def worker() -> None:
 
     with database_url_for(settings) as url:
         migrations.upgrade(url)
+        # Its reconcile passes and provider errors: the API's /metrics only has its own.
+        metrics = (
+            serve_metrics(host=settings.worker_metrics_host, port=settings.worker_metrics_port)
+            if settings.worker_metrics_port
+            else None
+        )
         typer.echo("Lariba worker is running.", err=True)
-        asyncio.run(run(url))
+        try:
+            asyncio.run(run(url))
+        finally:
+            if metrics is not None:
+                metrics.close()
     typer.echo("Lariba worker stopped.", err=True)
 
 
@@ -243,7 +267,8 @@ def keys_rotate_secrets() -> None:
     typer.echo(
         f"Re-encrypted under the current master key: {report.database_credentials} database "
         f"passwords, {report.signing_keys} signing keys, {report.totp_secrets} TOTP seeds, "
-        f"{report.idempotent_responses} stored responses. "
+        f"{report.idempotent_responses} stored responses, {report.webhook_secrets} webhook "
+        "secrets. "
         "LARIBA_SECRET_KEY_PREVIOUS can be removed."
     )
 

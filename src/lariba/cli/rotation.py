@@ -3,8 +3,9 @@ to the current one, in one transaction.
 
 Envelope-encrypted secrets (database passwords) only have their data keys re-wrapped; the
 secrets sealed directly by ``core.secrets.SecretBox`` (signing keys, TOTP seeds, stored
-idempotent responses) are decrypted with the previous key and encrypted with the current.
-Running it again, or with no previous key, changes nothing that is already current.
+idempotent responses, webhook signing secrets) are decrypted with the previous key and
+encrypted with the current. Running it again, or with no previous key, changes nothing
+that is already current.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from lariba.core.secrets import SecretBox, SecretDecryptionError
 from lariba.identity.mfa.codes import TOTP_PURPOSE
 from lariba.identity.models import SigningKey, User
 from lariba.identity.tokens import _KEY_PURPOSE
+from lariba.monitoring.models import Webhook
+from lariba.monitoring.webhooks.delivery import secret_purpose
 
 
 @dataclass
@@ -30,6 +33,7 @@ class RotationReport:
     signing_keys: int = 0
     totp_secrets: int = 0
     idempotent_responses: int = 0
+    webhook_secrets: int = 0
 
 
 class _Reboxer:
@@ -105,5 +109,10 @@ async def rotate_secrets(
         if token is not None:
             row.response_body_encrypted = token
             report.idempotent_responses += 1
+    for webhook in await session.scalars(select(Webhook).with_for_update()):
+        token = rebox(webhook.secret_encrypted, purpose=secret_purpose(webhook.id))
+        if token is not None:
+            webhook.secret_encrypted = token
+            report.webhook_secrets += 1
     await session.flush()
     return report

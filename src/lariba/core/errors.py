@@ -5,7 +5,7 @@ Every error a client sees has a stable ``code``; nothing leaks a stack trace.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import psycopg
@@ -234,7 +234,22 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
+# Told of every unhandled error after its 500 is built (a service records it, say).
+UnexpectedErrorHook = Callable[[Request, Exception], Awaitable[None]]
+
+
+def install_error_handlers(
+    app: FastAPI, *, on_unexpected: Sequence[UnexpectedErrorHook] = ()
+) -> None:
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        response = await _unexpected(request, exc)
+        for hook in on_unexpected:
+            try:
+                await hook(request, exc)
+            except Exception as hook_exc:  # the caller still gets their 500
+                log.warning("unexpected_error_hook_failed", error_type=type(hook_exc).__name__)
+        return response
+
     app.add_exception_handler(LaribaError, _lariba_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -247,4 +262,4 @@ def install_error_handlers(app: FastAPI) -> None:
         ConnectionError,
     ):
         app.add_exception_handler(error, _database_unavailable)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(Exception, unexpected)

@@ -58,11 +58,12 @@ Cursor = Annotated[
 ]
 
 
-def _encode(values: list[Any]) -> str:
+def encode_values(values: list[Any]) -> str:
+    """An opaque cursor holding ``values`` (JSON); lists with their own keyset use it."""
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
 
-def _decode_values(cursor: str) -> Any:
+def decode_values(cursor: str) -> Any:
     try:
         return json.loads(base64.urlsafe_b64decode(cursor.encode() + b"==="))
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
@@ -71,14 +72,14 @@ def _decode_values(cursor: str) -> Any:
 
 def _decode(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
-        created, ident = _decode_values(cursor)
+        created, ident = decode_values(cursor)
         return datetime.fromisoformat(created), uuid.UUID(ident)
     except (ValueError, TypeError, AttributeError) as exc:
         raise InvalidCursor from exc
 
 
 def encode_cursor(created_at: datetime, ident: uuid.UUID) -> str:
-    return _encode([created_at.isoformat(), str(ident)])
+    return encode_values([created_at.isoformat(), str(ident)])
 
 
 async def page_request(
@@ -126,7 +127,7 @@ class SequencePageRequest:
 
 def _decode_sequence(cursor: str) -> int:
     try:
-        (ident,) = _decode_values(cursor)
+        (ident,) = decode_values(cursor)
     except (ValueError, TypeError) as exc:
         raise InvalidCursor from exc
     if not isinstance(ident, int) or isinstance(ident, bool):
@@ -135,7 +136,7 @@ def _decode_sequence(cursor: str) -> int:
 
 
 def encode_sequence_cursor(ident: int) -> str:
-    return _encode([ident])
+    return encode_values([ident])
 
 
 async def sequence_page_request(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from enum import StrEnum
@@ -9,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -76,6 +77,11 @@ class Settings(BaseSettings):
     )
     allow_signup: bool = Field(default=True, description="Whether anyone may sign up.")
     log_level: str = Field(default="INFO", description="Log level of the JSON logs.")
+    server_error_retention_days: Annotated[int, Field(ge=1)] = Field(
+        default=30,
+        description="How long unhandled API errors are kept for platform admins "
+        "(GET /v1/admin/errors); older ones are purged hourly.",
+    )
     jwt_issuer: str = Field(default="lariba", description="`iss` of issued tokens.")
     jwt_audience: str = Field(default="lariba-api", description="`aud` of access tokens.")
     access_token_ttl_seconds: Annotated[int, Field(ge=30, le=86400)] = Field(
@@ -138,6 +144,15 @@ class Settings(BaseSettings):
     )
     worker_concurrency: Annotated[int, Field(ge=1, le=64)] = Field(
         default=4, description="Jobs one worker runs at once."
+    )
+    worker_metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=0,
+        description="Port on which `lariba worker` serves its own Prometheus /metrics "
+        "(reconcile passes, provider errors); 0: none.",
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address `lariba worker` serves /metrics on (LARIBA_WORKER_METRICS_PORT).",
     )
     worker_heartbeat_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
         default=10.0, description="How often a worker tells PostgreSQL it is alive."
@@ -212,12 +227,20 @@ class Settings(BaseSettings):
             "Unset: on in development, off in production."
         ),
     )
-    smtp_host: str | None = Field(default=None, description="SMTP server for invitations.")
+    smtp_host: str | None = Field(
+        default=None,
+        description="SMTP server for invitations and alert e-mails. Unset: no e-mail is sent.",
+    )
     smtp_port: int = Field(default=587, description="SMTP port.")
     smtp_username: str | None = Field(default=None, description="SMTP user.")
     smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
     smtp_from: str = Field(default="lariba@localhost", description="Sender of e-mails.")
     smtp_starttls: bool = Field(default=True, description="Use STARTTLS with the SMTP server.")
+    smtp_tls: bool = Field(
+        default=False,
+        description="Connect to the SMTP server with TLS from the start (SMTPS, usually "
+        "port 465) instead of STARTTLS.",
+    )
     secret_key_previous: SecretStr | None = Field(
         default=None,
         description=(
@@ -252,6 +275,89 @@ class Settings(BaseSettings):
         description="A multipart upload neither completed nor aborted for this long is "
         "aborted (its parts deleted) by the per-minute resync.",
     )
+    event_stream_poll_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=1.0,
+        description="How often a live event stream (`/events` as server-sent events) looks "
+        "for new events: one indexed query per open stream per tick.",
+    )
+    event_stream_heartbeat_seconds: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=15.0,
+        description="A live event stream with nothing to send sends a `: keep-alive` comment "
+        "this often, so proxies keep the connection open.",
+    )
+    event_stream_max_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=900.0,
+        description="Longest a live event stream stays open; the client reconnects with "
+        "`Last-Event-ID` (EventSource does so itself) and is authorised again.",
+    )
+    event_stream_max_open: Annotated[int, Field(ge=1)] = Field(
+        default=100,
+        description="Live event streams one API process serves at once; more are refused "
+        "with 503 and `Retry-After`.",
+    )
+    webhook_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=10.0,
+        description="Longest a webhook delivery attempt may take (connect, send, answer); "
+        "slower is a failed attempt.",
+    )
+    webhook_max_attempts: Annotated[int, Field(ge=1, le=50)] = Field(
+        default=10, description="Attempts of a webhook delivery before it is `failed`."
+    )
+    webhook_retry_base_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=30.0, description="Wait before the second attempt of a webhook delivery."
+    )
+    webhook_retry_max_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=3600.0,
+        description="Longest wait between webhook attempts (the wait doubles up to it).",
+    )
+    webhook_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated CIDRs webhooks may reach although they are private, "
+        "loopback or link-local (e.g. `10.20.0.0/16`). Empty: only public addresses.",
+    )
+    webhook_allow_http: bool | None = Field(
+        default=None,
+        description="Allow `http://` webhook URLs. Unset: allowed in development, refused "
+        "(https only) in production.",
+    )
+    alerts_interval_minutes: Annotated[int, Field(ge=1, le=59)] = Field(
+        default=1, description="How often the worker evaluates every enabled alert rule."
+    )
+    metrics_interval_minutes: Annotated[int, Field(ge=1, le=59)] = Field(
+        default=1,
+        description="How often the worker samples every live resource's metrics (CPU, "
+        "memory, network, bucket and database sizes).",
+    )
+    metrics_batch_size: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=100,
+        description="Resources one metrics collection reads and measures at a time.",
+    )
+    metrics_retention_days: Annotated[int, Field(ge=1)] = Field(
+        default=7,
+        description="How long raw metric samples are kept; older ones remain as hourly "
+        "min/max/avg aggregates.",
+    )
+    metrics_hourly_retention_days: Annotated[int, Field(ge=1)] = Field(
+        default=400, description="How long hourly metric aggregates are kept."
+    )
+    metrics_aws_lookback_minutes: Annotated[int, Field(ge=5, le=1440)] = Field(
+        default=15,
+        description="How far back each collection re-reads CloudWatch (aws provider): "
+        "datapoints published late are picked up within this window.",
+    )
+    metrics_local_cpu_window_seconds: Annotated[float, Field(gt=0, le=10)] = Field(
+        default=1.0,
+        description="Local provider: CPU use is measured over this window (two readings "
+        "of each instance's CPU time).",
+    )
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks_are_cidrs(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip())  # ValueError names the bad network
+        return value
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
@@ -303,6 +409,8 @@ def settings_reference() -> str:
             default = "`/var/lib/lariba` as root, else `~/.local/share/lariba`"
         elif field.default is None:
             default = "unset"
+        elif field.default == "":
+            default = "empty"
         else:
             value = field.default
             if isinstance(value, StrEnum):

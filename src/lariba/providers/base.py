@@ -9,14 +9,19 @@ the resource is gone. Resources are tagged with Lariba's resource and project id
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from lariba.core.metrics import PROVIDER_ERRORS
+
 if TYPE_CHECKING:
     from lariba.providers.databases import DatabaseProvider
+    from lariba.providers.metrics import MetricsProvider
     from lariba.providers.storage import StorageProvider
 
 TAG_RESOURCE_ID = "lariba:resource-id"
@@ -33,6 +38,45 @@ class ProviderError(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+        _count(self)
+
+
+def _count(error: ProviderError) -> None:
+    """Counts the error in ``lariba_provider_errors_total``, once per failure. Every
+    provider builds its errors through this constructor, so this is the one place that
+    sees them all. An error built while handling a failure already counted under the same
+    code is that failure translated again (S3's and RDS's not-found codes re-raised as
+    ``ProviderNotFound``): not a second error. Errors built outside a provider's package
+    (the reconciler's "gave up" summary, a test's fake provider) are not the provider's."""
+    handling = sys.exc_info()[1]
+    if getattr(handling, _COUNTED, None) == error.code:
+        setattr(error, _COUNTED, error.code)
+        return
+    provider = _provider_building_error()
+    if provider is None:
+        return
+    PROVIDER_ERRORS.labels(provider, error.code, str(error.retriable).lower()).inc()
+    setattr(error, _COUNTED, error.code)
+    if handling is not None and not isinstance(handling, ProviderError):
+        # The SDK's own exception (a botocore ClientError): whatever is built from it next
+        # under the same code is the same failure. (An exception type with __slots__ may
+        # refuse the mark: then a re-translation counts twice, which beats failing.)
+        with contextlib.suppress(AttributeError):
+            setattr(handling, _COUNTED, error.code)
+
+
+_COUNTED = "_lariba_counted"
+
+
+def _provider_building_error() -> str | None:
+    """``aws`` when the code building the error is in ``lariba.providers.aws``."""
+    frame = sys._getframe(2)
+    while frame.f_back is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back  # a subclass's __init__ calling ours
+    parts = str(frame.f_globals.get("__name__", "")).split(".")
+    if len(parts) >= 4 and parts[:2] == ["lariba", "providers"]:
+        return parts[2]
+    return None
 
 
 class TransientProviderError(ProviderError):
@@ -149,10 +193,11 @@ class ComputeProvider(Protocol):
 
 @dataclass(frozen=True)
 class Provider:
-    """One cloud: its compute, storage and database parts. A part a deployment does not
+    """One cloud: its compute, storage, database and metrics parts. A part a deployment does not
     offer is None, and its API answers that the provider does not offer it."""
 
     name: str
     compute: ComputeProvider
     storage: StorageProvider | None = None
     database: DatabaseProvider | None = None
+    metrics: MetricsProvider | None = None

@@ -10,7 +10,7 @@ type, AMI lookup, or local limits) that only the provider reads.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,16 @@ class DatabaseEngine:
 
 
 @dataclass(frozen=True)
+class StoragePrices:
+    """What a GiB stored for a month (730 hours) costs: bucket objects, a database's
+    allocated storage, and database snapshots."""
+
+    bucket_gib_month_usd: Decimal = Decimal(0)
+    database_gib_month_usd: Decimal = Decimal(0)
+    snapshot_gib_month_usd: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
 class Catalog:
     provider_name: str
     regions: tuple[Region, ...]
@@ -74,6 +84,7 @@ class Catalog:
     # Optional sections: a provider without databases has none.
     database_sizes: tuple[DatabaseSize, ...] = ()
     database_engines: tuple[DatabaseEngine, ...] = ()
+    storage_prices: StoragePrices = StoragePrices()
 
     def region(self, name: str) -> Region | None:
         return next((r for r in self.regions if r.name == name), None)
@@ -141,6 +152,14 @@ def _build(provider_name: str, data: dict[str, Any], source: str) -> Catalog:
             )
             for e in data.get("database_engines", [])
         )
+        storage = data.get("storage_prices", {})
+        known = {f.name for f in fields(StoragePrices)}
+        storage_prices = StoragePrices(
+            **{name: Decimal(str(price)) for name, price in storage.items() if name in known}
+        )
+        unknown = set(storage) - known
+        if unknown:
+            raise ValueError(f"unknown storage price {sorted(unknown)[0]!r}")
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise CatalogError(f"catalog {source} is malformed: {exc!r}") from exc
     for kind, items in (("region", regions), ("size", sizes), ("image", images)):
@@ -162,6 +181,7 @@ def _build(provider_name: str, data: dict[str, Any], source: str) -> Catalog:
         images=images,
         database_sizes=database_sizes,
         database_engines=database_engines,
+        storage_prices=storage_prices,
     )
 
 

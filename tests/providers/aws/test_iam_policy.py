@@ -1,5 +1,5 @@
-"""The IAM policy published in docs/providers.md grants every EC2 and S3 call the provider
-makes, and nothing more."""
+"""The IAM policy published in docs/providers.md grants every EC2, S3, RDS and CloudWatch
+call the provider makes, and nothing more."""
 
 from __future__ import annotations
 
@@ -60,18 +60,22 @@ RDS_ACTIONS: dict[str, set[str]] = {
 }
 RDS_SOURCE = PROVIDER_DIR / "database.py"
 
+# CloudWatch's calls for instance metrics.
+CLOUDWATCH_ACTIONS: dict[str, set[str]] = {"get_metric_data": {"cloudwatch:GetMetricData"}}
+CLOUDWATCH_SOURCE = PROVIDER_DIR / "metrics.py"
+
 
 def calls_made() -> set[str]:
     source = "\n".join(
         path.read_text()
         for path in PROVIDER_DIR.glob("*.py")
-        if path not in (S3_SOURCE, RDS_SOURCE)
+        if path not in (S3_SOURCE, RDS_SOURCE, CLOUDWATCH_SOURCE)
     )
     methods = set(re.findall(r"client\.([a-z_]+)\(", source))
     methods |= set(re.findall(r'get_paginator\("([a-z_]+)"\)', source))
     methods.discard("get_paginator")
     ec2 = {"ec2:" + "".join(part.title() for part in m.split("_")) for m in methods}
-    return ec2 | s3_calls_made() | rds_calls_made()
+    return ec2 | s3_calls_made() | rds_calls_made() | cloudwatch_calls_made()
 
 
 def s3_calls_made() -> set[str]:
@@ -92,6 +96,16 @@ def rds_calls_made() -> set[str]:
     unknown = methods - RDS_ACTIONS.keys()
     assert not unknown, f"add the IAM actions of {unknown} to RDS_ACTIONS and the policy"
     return set().union(*(RDS_ACTIONS[m] for m in methods))
+
+
+def cloudwatch_calls_made() -> set[str]:
+    source = CLOUDWATCH_SOURCE.read_text()
+    methods = set(re.findall(r"\bclient\.([a-z_0-9]+)\(", source))
+    methods |= set(re.findall(r'get_paginator\("([a-z_0-9]+)"\)', source))
+    methods.discard("get_paginator")
+    unknown = methods - CLOUDWATCH_ACTIONS.keys()
+    assert not unknown, f"add the IAM actions of {unknown} to CLOUDWATCH_ACTIONS and the policy"
+    return set().union(*(CLOUDWATCH_ACTIONS[m] for m in methods))
 
 
 def policy_actions() -> set[str]:
@@ -128,4 +142,11 @@ def test_policy_allows_every_rds_call_of_the_provider() -> None:
     made = rds_calls_made()
 
     assert {"rds:CreateDBInstance", "rds:ModifyDBInstance"} <= made
+    assert made <= policy_actions()
+
+
+def test_policy_allows_every_cloudwatch_call_of_the_provider() -> None:
+    made = cloudwatch_calls_made()
+
+    assert made == {"cloudwatch:GetMetricData"}
     assert made <= policy_actions()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
 
 from lariba.core.db import Base, TimestampMixin
 
@@ -148,6 +151,22 @@ class Operation(Base):
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
 
+class TransactionId(UserDefinedType[int]):
+    """PostgreSQL's ``xid8``: a transaction id that never wraps around, as a Python int
+    (the driver has no loader for it, so it travels as text)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "xid8"
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[int | None], str | None]:
+        return lambda value: None if value is None else str(value)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], int | None]:
+        return lambda value: None if value is None else int(value)
+
+
 class ResourceEvent(Base):
     """Every status change of a resource, and drift seen at the provider: the feed
     monitoring, webhooks and the console read."""
@@ -156,6 +175,9 @@ class ResourceEvent(Base):
     __table_args__ = (
         Index("ix_resource_events_project_id", "project_id", "id"),
         Index("ix_resource_events_resource_id", "resource_id", "id"),
+        Index("ix_resource_events_project_id_xid", "project_id", "xid", "id"),
+        # The activity feed pages a project's events by time.
+        Index("ix_resource_events_project_occurred", "project_id", "occurred_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -168,6 +190,9 @@ class ResourceEvent(Base):
     to_status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
     occurred_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The writing transaction: the live stream delivers an event only once every
+    # transaction that could still commit an earlier one has ended (see 0010).
+    xid: Mapped[int] = mapped_column(TransactionId(), server_default=func.pg_current_xact_id())
 
 
 class ProjectQuota(Base):

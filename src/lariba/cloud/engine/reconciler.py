@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -40,6 +39,8 @@ from lariba.cloud.engine.operations import (
 )
 from lariba.cloud.engine.runtime import CloudRuntime
 from lariba.core.jobs import TaskRegistrar
+from lariba.core.metrics import RECONCILE_PASS_DURATION
+from lariba.core.retry import backoff
 from lariba.providers.base import PermanentProviderError, ProviderError, TransientProviderError
 
 log = structlog.get_logger(__name__)
@@ -234,13 +235,6 @@ def failure_reason(exc: ProviderError) -> str:
     return f"{exc.message} ({exc.code})"
 
 
-def backoff(retry: int, *, base: float, cap: float) -> float:
-    """Capped exponential backoff with "equal jitter": between half and all of
-    ``min(cap, base * 2**(retry-1))``, so retries spread out yet never hammer."""
-    ceiling: float = min(cap, base * 2.0 ** (retry - 1))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - not a secret
-
-
 @contextlib.asynccontextmanager
 async def _exclusively(runtime: CloudRuntime, resource_id: uuid.UUID) -> AsyncIterator[bool]:
     key = func.hashtextextended(f"lariba:resource:{resource_id}", 0)
@@ -302,24 +296,34 @@ async def _pass(
     if resource.status == ResourceStatus.deleted.value and operation is None:
         return None
     work = ReconcilePass(runtime, resource, operation)
+    started = time.perf_counter()
+    result = "error"  # an unexpected exception (database away, a bug): the job is retried
     try:
-        outcome = await kinds[resource.kind].reconcile(work)
-    except TransientProviderError as exc:
-        return await work.retry_later(exc)
-    except PermanentProviderError as exc:
-        log.warning(
-            "reconcile_failed", resource_id=str(resource_id), code=exc.code, error=exc.message
-        )
-        await work.fail(exc)
-        return None
-    if isinstance(outcome, Converged):
-        await work.converge(outcome.status)
-        return None
-    if work.resource.retries:
-        await work.save(retries=0, last_error=None)
-    elif work.has_notes:
-        await work.save()
-    return outcome
+        try:
+            outcome = await kinds[resource.kind].reconcile(work)
+        except TransientProviderError as exc:
+            requeue = await work.retry_later(exc)
+            result = "retrying" if requeue is not None else "failed"
+            return requeue
+        except PermanentProviderError as exc:
+            log.warning(
+                "reconcile_failed", resource_id=str(resource_id), code=exc.code, error=exc.message
+            )
+            await work.fail(exc)
+            result = "failed"
+            return None
+        if isinstance(outcome, Converged):
+            await work.converge(outcome.status)
+            result = "converged"
+            return None
+        if work.resource.retries:
+            await work.save(retries=0, last_error=None)
+        elif work.has_notes:
+            await work.save()
+        result = "requeued"
+        return outcome
+    finally:
+        RECONCILE_PASS_DURATION.labels(resource.kind, result).observe(time.perf_counter() - started)
 
 
 def reconciler_tasks(runtime: CloudRuntime, kinds: Sequence[ResourceKind]) -> TaskRegistrar:

@@ -66,7 +66,8 @@ async def create_resource(
 ) -> tuple[Resource, Operation]:
     """Adds a resource and its ``create`` operation: 409 ``name_taken`` when the project
     has a live one of that kind and name, 403 ``quota_exceeded`` when ``usage`` does not
-    fit. Nothing reaches the provider until the reconciler picks the operation up."""
+    fit, or what ``cloud.admission_checks`` refuse. Nothing reaches the provider until the
+    reconciler picks the operation up."""
     project_id = access.project.id
     taken = await session.scalar(
         select(Resource.id).where(
@@ -79,6 +80,8 @@ async def create_resource(
     if taken is not None:
         raise _name_taken(kind, name)
     await quotas.reserve(session, settings=cloud.settings, project_id=project_id, requested=usage)
+    for check in cloud.admission_checks:
+        await check(session, cloud, project_id, kind)
     resource = Resource(
         id=uuid.uuid4(),
         project_id=project_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from lariba.cloud.engine import quotas, service
 from lariba.cloud.engine.runtime import Cloud
@@ -19,6 +19,7 @@ from lariba.identity.audit import Context
 from lariba.identity.authn import PlatformAdmin
 from lariba.identity.authz import ProjectViewer
 from lariba.identity.models import Project
+from lariba.monitoring.events.live import LIVE_EVENTS_RESPONSES, LiveEvents, live_events
 
 router = APIRouter(tags=["operations"])
 
@@ -79,12 +80,18 @@ async def get_operation(
 @router.get(
     "/v1/projects/{project_id}/events",
     response_model=Page[EventOut],
-    summary="The project's resource events, newest first",
-    responses=PROBLEMS,
+    summary="The project's resource events, newest first (or live as server-sent events)",
+    responses={**PROBLEMS, **LIVE_EVENTS_RESPONSES},
 )
 async def list_events(
-    access: ProjectViewer, session: DbSession, page: SequencePageParams
-) -> Page[EventOut]:
+    request: Request,
+    access: ProjectViewer,
+    session: DbSession,
+    page: SequencePageParams,
+    live: LiveEvents,
+) -> Page[EventOut] | Response:
+    if live is not None:
+        return await live_events(request, session, project_id=access.project.id, live=live)
     return await service.list_events(session, project_id=access.project.id, page=page)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,6 +16,11 @@ from lariba.core.settings import Settings
 from lariba.providers.base import Provider
 from lariba.providers.catalog import Catalog, load_catalog
 from lariba.providers.factory import build_provider
+
+# Called before a new resource is added, under the project's row lock and before anything
+# reaches the provider: raises a LaribaError to refuse it. Other services plug their rules
+# in here (monitoring: a budget that blocks provisioning) without the engine knowing them.
+AdmissionCheck = Callable[[AsyncSession, "CloudRuntime", uuid.UUID, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,7 @@ class CloudRuntime:
     # through ``sessionmaker``, so sharing one pool could leave every connection holding
     # a lock and every pass waiting for a second connection.
     locks: AsyncEngine
+    admission_checks: list[AdmissionCheck] = field(default_factory=list)
 
     @classmethod
     def create(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import AwareDatetime
 
 from lariba.core.db import DbSession
@@ -18,7 +18,7 @@ from lariba.identity.admin.schemas import (
     AdminUserUpdate,
     AuditEventOut,
 )
-from lariba.identity.audit import Context
+from lariba.identity.audit import AuditFilter, Context
 from lariba.identity.authn import PlatformAdmin
 from lariba.identity.runtime import Runtime
 
@@ -89,18 +89,12 @@ async def list_projects(
     return await service.list_projects(session, page=page)
 
 
-@router.get(
-    "/v1/admin/audit",
-    response_model=Page[AuditEventOut],
-    summary="Search the audit trail (newest first)",
-    responses=_PROBLEMS,
-)
-async def list_audit(
-    admin: PlatformAdmin,
-    session: DbSession,
-    page: SequencePageParams,
+async def admin_audit_filter(
     actor_id: Annotated[uuid.UUID | None, Query(description="Who acted.")] = None,
-    action: Annotated[str | None, Query(max_length=64, description="e.g. project.create")] = None,
+    action: Annotated[
+        str | None,
+        Query(max_length=64, description="e.g. project.create, or a prefix ending in a dot."),
+    ] = None,
     target_id: Annotated[str | None, Query(max_length=64, description="What was acted on.")] = None,
     project_id: Annotated[uuid.UUID | None, Query(description="Within this project.")] = None,
     since: Annotated[
@@ -109,8 +103,9 @@ async def list_audit(
     until: Annotated[
         AwareDatetime | None, Query(description="Events before (ISO 8601, with zone).")
     ] = None,
-) -> Page[AuditEventOut]:
-    where = service.AuditFilter(
+) -> AuditFilter:
+    """The filters of the platform's audit trail, for its search and its export."""
+    return AuditFilter(
         actor_id=actor_id,
         action=action,
         target_id=target_id,
@@ -118,4 +113,18 @@ async def list_audit(
         since=since,
         until=until,
     )
+
+
+AdminAuditFilter = Annotated[AuditFilter, Depends(admin_audit_filter)]
+
+
+@router.get(
+    "/v1/admin/audit",
+    response_model=Page[AuditEventOut],
+    summary="Search the audit trail (newest first)",
+    responses=_PROBLEMS,
+)
+async def list_audit(
+    admin: PlatformAdmin, session: DbSession, page: SequencePageParams, where: AdminAuditFilter
+) -> Page[AuditEventOut]:
     return await service.list_audit(session, page=page, where=where)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -21,21 +19,11 @@ from lariba.core.pagination import (
 )
 from lariba.identity import audit
 from lariba.identity.admin.schemas import AdminProjectOut, AdminUserOut, AuditEventOut
-from lariba.identity.audit import RequestContext
+from lariba.identity.audit import AuditFilter, RequestContext, select_audit_events
 from lariba.identity.authn import Principal
 from lariba.identity.models import AuditEvent, Membership, Project, Role, User
 from lariba.identity.runtime import IdentityRuntime
 from lariba.identity.sessions import revoke_sessions
-
-
-@dataclass(frozen=True)
-class AuditFilter:
-    actor_id: uuid.UUID | None = None
-    action: str | None = None
-    target_id: str | None = None
-    project_id: uuid.UUID | None = None
-    since: datetime | None = None
-    until: datetime | None = None
 
 
 async def list_users(
@@ -145,20 +133,9 @@ async def list_audit(
     session: AsyncSession, *, page: SequencePageRequest, where: AuditFilter
 ) -> Page[AuditEventOut]:
     """Audit events, newest first."""
-    stmt = select(AuditEvent)
-    if where.actor_id is not None:
-        stmt = stmt.where(AuditEvent.actor_id == where.actor_id)
-    if where.action is not None:
-        stmt = stmt.where(AuditEvent.action == where.action)
-    if where.target_id is not None:
-        stmt = stmt.where(AuditEvent.target_id == where.target_id)
-    if where.project_id is not None:
-        stmt = stmt.where(AuditEvent.project_id == where.project_id)
-    if where.since is not None:
-        stmt = stmt.where(AuditEvent.occurred_at >= where.since)
-    if where.until is not None:
-        stmt = stmt.where(AuditEvent.occurred_at < where.until)
-    rows, next_cursor = await fetch_page_newest_first(session, stmt, page=page, ident=AuditEvent.id)
+    rows, next_cursor = await fetch_page_newest_first(
+        session, select_audit_events(where), page=page, ident=AuditEvent.id
+    )
     return Page(
         items=[AuditEventOut.model_validate(row.AuditEvent) for row in rows],
         next_cursor=next_cursor,

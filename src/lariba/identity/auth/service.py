@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lariba.core.errors import Forbidden, InvalidInput, RateLimited, Unauthorized
+from lariba.core.metrics import LOGIN_FAILURES
 from lariba.identity import audit, throttle
 from lariba.identity.audit import Actor, RequestContext
 from lariba.identity.auth.schemas import TokenResponse
@@ -61,6 +62,7 @@ async def _login_failed(
     user: User | None,
     reason: str,
 ) -> None:
+    LOGIN_FAILURES.labels(reason).inc()
     await throttle.record_login_failure(runtime.sessionmaker, keys=keys, settings=runtime.settings)
     await audit.record_now(
         runtime.sessionmaker,
@@ -95,6 +97,7 @@ async def log_in(
     try:
         await throttle.ensure_not_throttled(session, keys)
     except RateLimited:
+        LOGIN_FAILURES.labels("throttled").inc()
         await audit.record_now(
             runtime.sessionmaker,
             ctx=ctx,

@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import secrets
 import smtplib
-import ssl
 import uuid
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -21,6 +20,7 @@ import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lariba.core.email import deliver
 from lariba.core.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
 from lariba.core.pagination import Page, PageRequest, fetch_page
 from lariba.core.settings import Settings
@@ -34,8 +34,6 @@ from lariba.identity.runtime import IdentityRuntime
 from lariba.identity.users import normalise_email
 
 log = structlog.get_logger(__name__)
-
-SMTP_TIMEOUT_SECONDS = 10
 
 
 def hash_invitation_token(token: str) -> str:
@@ -176,17 +174,6 @@ def _invitation_message(
     return message
 
 
-def _deliver(settings: Settings, message: EmailMessage) -> None:
-    assert settings.smtp_host is not None
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT_SECONDS) as smtp:
-        if settings.smtp_starttls:
-            smtp.starttls(context=ssl.create_default_context())
-        if settings.smtp_username:
-            password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
-            smtp.login(settings.smtp_username, password)
-        smtp.send_message(message)
-
-
 async def _send_invitation_email(
     settings: Settings,
     *,
@@ -207,7 +194,7 @@ async def _send_invitation_email(
         expires_at=expires_at,
     )
     try:
-        await asyncio.to_thread(_deliver, settings, message)
+        await asyncio.to_thread(deliver, settings, message)
     except (OSError, smtplib.SMTPException) as exc:
         log.warning("invitation_email_failed", error_type=type(exc).__name__)
         raise ServiceUnavailable(

@@ -1,16 +1,17 @@
-"""The aws provider: EC2 instances (``AwsCompute``), S3 buckets (``AwsStorage``) and RDS
-databases (``AwsDatabases``) through boto3."""
+"""The aws provider: EC2 instances (``AwsCompute``), S3 buckets (``AwsStorage``), RDS
+databases (``AwsDatabases``) and CloudWatch instance metrics (``AwsMetrics``) through boto3."""
 
 from __future__ import annotations
 
 from lariba.core.settings import Settings
 from lariba.providers.aws.compute import AwsCompute
 from lariba.providers.aws.database import AwsDatabases
+from lariba.providers.aws.metrics import AwsMetrics
 from lariba.providers.aws.storage import AwsStorage
 from lariba.providers.base import Provider
 from lariba.providers.catalog import load_catalog
 
-__all__ = ["AwsCompute", "AwsDatabases", "AwsStorage", "aws_provider"]
+__all__ = ["AwsCompute", "AwsDatabases", "AwsMetrics", "AwsStorage", "aws_provider"]
 
 
 def aws_provider(settings: Settings) -> Provider:
@@ -34,6 +35,13 @@ def aws_provider(settings: Settings) -> Provider:
         database=AwsDatabases(
             catalog=load_catalog("aws", settings.catalog_file),
             endpoint_url=settings.aws_endpoint_url,
+            connect_timeout_seconds=settings.aws_connect_timeout_seconds,
+            read_timeout_seconds=settings.aws_read_timeout_seconds,
+            max_attempts=settings.aws_max_attempts,
+        ),
+        metrics=AwsMetrics(
+            endpoint_url=settings.aws_endpoint_url,
+            lookback_minutes=settings.metrics_aws_lookback_minutes,
             connect_timeout_seconds=settings.aws_connect_timeout_seconds,
             read_timeout_seconds=settings.aws_read_timeout_seconds,
             max_attempts=settings.aws_max_attempts,

@@ -1,11 +1,11 @@
-"""EC2 clients, one per region, and the single path every EC2 call takes."""
+"""boto3 clients, one per service and region, and the single path every call takes."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import Generic, TypeVar, cast
 
 import boto3
 from botocore.config import Config
@@ -13,10 +13,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lariba.providers.aws.errors import classify
 
-if TYPE_CHECKING:
-    from mypy_boto3_ec2.client import EC2Client
-
 T = TypeVar("T")
+C = TypeVar("C")
 
 # Retries cover throttling, 5xx and timeouts inside one provider call; the timeouts bound
 # each attempt, so with these defaults a call gives up after about 3 x (5 + 20) seconds.
@@ -25,19 +23,23 @@ READ_TIMEOUT_SECONDS = 20.0
 MAX_ATTEMPTS = 3
 
 
-class Ec2Clients:
-    """Creates each region's client once: clients are thread-safe, sessions are not.
-    ``max_attempts`` counts the first attempt (botocore's standard retry mode)."""
+class RegionalClients(Generic[C]):
+    """One AWS service's clients, each region's created once: clients are thread-safe,
+    sessions are not. ``max_attempts`` counts the first attempt (botocore's standard
+    retry mode); ``config`` adds to the timeouts and retries (S3's signature, say)."""
 
     def __init__(
         self,
+        service: str,
         *,
         session: boto3.session.Session | None,
         endpoint_url: str | None,
         connect_timeout_seconds: float = CONNECT_TIMEOUT_SECONDS,
         read_timeout_seconds: float = READ_TIMEOUT_SECONDS,
         max_attempts: int = MAX_ATTEMPTS,
+        config: Config | None = None,
     ) -> None:
+        self._service = service
         self._session = session or boto3.session.Session()
         self._endpoint_url = endpoint_url
         self._config = Config(
@@ -46,21 +48,23 @@ class Ec2Clients:
             connect_timeout=connect_timeout_seconds,
             read_timeout=read_timeout_seconds,
         )
-        self._clients: dict[str, EC2Client] = {}
+        if config is not None:
+            self._config = self._config.merge(config)
+        self._clients: dict[str, C] = {}
         self._lock = threading.Lock()
 
-    def region(self, region: str) -> EC2Client:
+    def region(self, region: str) -> C:
         with self._lock:
             client = self._clients.get(region)
             if client is None:
                 client = self._session.client(
-                    "ec2",
+                    self._service,  # type: ignore[call-overload]
                     region_name=region,
                     endpoint_url=self._endpoint_url,
                     config=self._config,
                 )
                 self._clients[region] = client
-            return client
+            return cast(C, client)
 
 
 async def call(operation: Callable[[], T]) -> T:

@@ -13,7 +13,7 @@ from lariba.providers.aws.client import (
     CONNECT_TIMEOUT_SECONDS,
     MAX_ATTEMPTS,
     READ_TIMEOUT_SECONDS,
-    Ec2Clients,
+    RegionalClients,
     call,
 )
 from lariba.providers.aws.images import AmiResolver
@@ -66,7 +66,8 @@ class AwsCompute:
         max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self._catalog = catalog
-        self._clients = Ec2Clients(
+        self._clients: RegionalClients[EC2Client] = RegionalClients(
+            "ec2",
             session=session,
             endpoint_url=endpoint_url,
             connect_timeout_seconds=connect_timeout_seconds,

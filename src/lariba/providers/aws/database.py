@@ -10,17 +10,20 @@ password is made by Lariba and passed in, so it can be shown to the user once.
 from __future__ import annotations
 
 import asyncio
-import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lariba.providers.aws.client import CONNECT_TIMEOUT_SECONDS, MAX_ATTEMPTS, READ_TIMEOUT_SECONDS
+from lariba.providers.aws.client import (
+    CONNECT_TIMEOUT_SECONDS,
+    MAX_ATTEMPTS,
+    READ_TIMEOUT_SECONDS,
+    RegionalClients,
+)
 from lariba.providers.aws.errors import classify
 from lariba.providers.base import (
     TAG_PROJECT_ID,
@@ -112,32 +115,24 @@ class AwsDatabases:
         max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self._catalog = catalog
-        self._session = session or boto3.session.Session()
-        self._endpoint_url = endpoint_url
-        self._config = Config(
-            retries={"mode": "standard", "total_max_attempts": max_attempts},
-            connect_timeout=connect_timeout_seconds,
-            read_timeout=read_timeout_seconds,
-        )
-        self._clients: dict[tuple[str, str], Any] = {}
-        self._lock = threading.Lock()
+        self._clients: dict[str, RegionalClients[Any]] = {
+            service: RegionalClients(
+                service,
+                session=session,
+                endpoint_url=endpoint_url,
+                connect_timeout_seconds=connect_timeout_seconds,
+                read_timeout_seconds=read_timeout_seconds,
+                max_attempts=max_attempts,
+            )
+            for service in ("rds", "cloudwatch")
+        }
 
     def _client(self, service: str, region: str) -> Any:
         if self._catalog.region(region) is None:
             raise PermanentProviderError(
                 f"region {region!r} is not in the aws catalog", code="UnknownRegion"
             )
-        with self._lock:
-            client = self._clients.get((service, region))
-            if client is None:
-                client = self._session.client(
-                    service,  # type: ignore[call-overload]
-                    region_name=region,
-                    endpoint_url=self._endpoint_url,
-                    config=self._config,
-                )
-                self._clients[(service, region)] = client
-            return client
+        return self._clients[service].region(region)
 
     def _rds(self, region: str) -> Any:
         return self._client("rds", region)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ from lariba.providers.aws.client import (
     CONNECT_TIMEOUT_SECONDS,
     MAX_ATTEMPTS,
     READ_TIMEOUT_SECONDS,
+    RegionalClients,
     call,
 )
 from lariba.providers.base import (
@@ -80,42 +80,6 @@ def _info(key: str, head: Mapping[str, Any]) -> ObjectInfo:
     )
 
 
-class S3Clients:
-    """One client per region, made once (clients are thread-safe, sessions are not)."""
-
-    def __init__(
-        self,
-        *,
-        session: boto3.session.Session | None,
-        endpoint_url: str | None,
-        connect_timeout_seconds: float = CONNECT_TIMEOUT_SECONDS,
-        read_timeout_seconds: float = READ_TIMEOUT_SECONDS,
-        max_attempts: int = MAX_ATTEMPTS,
-    ) -> None:
-        self._session = session or boto3.session.Session()
-        self._endpoint_url = endpoint_url
-        self._config = Config(
-            retries={"mode": "standard", "total_max_attempts": max_attempts},
-            connect_timeout=connect_timeout_seconds,
-            read_timeout=read_timeout_seconds,
-            signature_version="s3v4",
-            # An endpoint override (moto, LocalStack, MinIO) serves buckets by path.
-            s3={"addressing_style": "path" if endpoint_url else "auto"},
-        )
-        self._clients: dict[str, S3Client] = {}
-        self._lock = threading.Lock()
-
-    def region(self, region: str) -> S3Client:
-        with self._lock:
-            client = self._clients.get(region)
-            if client is None:
-                client = self._session.client(
-                    "s3", region_name=region, endpoint_url=self._endpoint_url, config=self._config
-                )
-                self._clients[region] = client
-            return client
-
-
 class AwsStorage:
     """``StorageProvider`` over S3."""
 
@@ -128,12 +92,18 @@ class AwsStorage:
         read_timeout_seconds: float = READ_TIMEOUT_SECONDS,
         max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
-        self._clients = S3Clients(
+        self._clients: RegionalClients[S3Client] = RegionalClients(
+            "s3",
             session=session,
             endpoint_url=endpoint_url,
             connect_timeout_seconds=connect_timeout_seconds,
             read_timeout_seconds=read_timeout_seconds,
             max_attempts=max_attempts,
+            config=Config(
+                signature_version="s3v4",
+                # An endpoint override (moto, LocalStack, MinIO) serves buckets by path.
+                s3={"addressing_style": "path" if endpoint_url else "auto"},
+            ),
         )
 
     # Buckets

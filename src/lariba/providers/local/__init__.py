@@ -8,11 +8,13 @@ from lariba.providers.catalog import load_catalog
 from lariba.providers.local.compute import LocalCompute
 from lariba.providers.local.database import LocalDatabases, embedded_cluster, operator_cluster
 from lariba.providers.local.database_server import DatabaseServer
+from lariba.providers.local.metrics import LocalMetrics
 from lariba.providers.local.storage import LocalStorage, url_signing_key
 
 __all__ = [
     "LocalCompute",
     "LocalDatabases",
+    "LocalMetrics",
     "LocalStorage",
     "local_compute_enabled",
     "local_provider",
@@ -47,13 +49,15 @@ def local_databases(settings: Settings) -> LocalDatabases:
 
 
 def local_provider(settings: Settings) -> Provider:
+    catalog = load_catalog("local", settings.catalog_file)
+    compute = LocalCompute(
+        catalog=catalog,
+        root=settings.data_dir / "instances",
+        enabled=local_compute_enabled(settings),
+    )
     return Provider(
         name="local",
-        compute=LocalCompute(
-            catalog=load_catalog("local", settings.catalog_file),
-            root=settings.data_dir / "instances",
-            enabled=local_compute_enabled(settings),
-        ),
+        compute=compute,
         storage=LocalStorage(
             root=settings.data_dir / "buckets",
             signing_key=url_signing_key(settings.master_key),
@@ -61,4 +65,9 @@ def local_provider(settings: Settings) -> Provider:
             min_part_bytes=settings.local_storage_min_part_bytes,
         ),
         database=local_databases(settings),
+        metrics=LocalMetrics(
+            compute=compute,
+            catalog=catalog,
+            cpu_window_seconds=settings.metrics_local_cpu_window_seconds,
+        ),
     )
