@@ -30,6 +30,7 @@ from lariba.monitoring.budgets.service import refuse_if_spent
 from lariba.monitoring.budgets.tasks import budget_tasks
 from lariba.monitoring.metrics.tasks import metrics_tasks
 from lariba.monitoring.router import router as monitoring_router
+from lariba.monitoring.usage.requests import RequestMeter, RequestMeterMiddleware
 from lariba.monitoring.usage.tasks import usage_tasks
 from lariba.monitoring.webhooks.tasks import webhook_tasks
 from lariba.providers.base import Provider
@@ -86,6 +87,7 @@ def create_app(
         settings, database_url=database_url, sessionmaker=sessionmaker, provider=provider
     )
     cloud.admission_checks.append(refuse_if_spent)
+    requests = RequestMeter(sessionmaker)
     jobs = job_queue(settings, database_url, cloud, *task_registrars)
     run_worker = settings.worker_in_process if run_worker is None else run_worker
 
@@ -96,11 +98,13 @@ def create_app(
         except Exception as exc:  # the API still starts; it answers 503 until the DB is back
             log.warning("signing_keys_not_loaded", error_type=type(exc).__name__)
         await jobs.open()
+        requests.start()
         if run_worker:
             jobs.start_worker(concurrency=settings.worker_concurrency)
         try:
             yield
         finally:
+            await requests.stop()
             await jobs.close()
             await cloud.close()
             await engine.dispose()
@@ -121,6 +125,7 @@ def create_app(
     app.state.identity = IdentityRuntime.create(settings, sessionmaker)
     app.state.catalog = cloud.catalog
     app.state.cloud = cloud
+    app.state.request_meter = requests
 
     install_error_handlers(app, on_unexpected=(record_server_error,))
     install_idempotency(app)
@@ -130,6 +135,7 @@ def create_app(
         # Object bytes at the local provider's signed URLs: limited by their signature.
         exempt_prefixes=("/v1/storage/",),
     )
+    app.add_middleware(RequestMeterMiddleware, meter=requests)
     app.add_middleware(RequestContextMiddleware)
     # Outermost, so it also counts what the inner middleware refuse (413s).
     app.add_middleware(HttpMetricsMiddleware, exclude_paths=frozenset({"/metrics"}))

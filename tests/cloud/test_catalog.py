@@ -32,9 +32,28 @@ async def test_local_catalog_is_the_default(client: httpx.AsyncClient, alice: Te
     images = (await client.get("/v1/catalog/images", headers=alice.headers)).json()["items"]
     assert [i["name"] for i in images] == ["shell"]
     prices = (await client.get("/v1/catalog/prices", headers=alice.headers)).json()["items"]
-    assert {"resource_type": "instance", "size": "small", "unit": "hour", "price_usd": "0.004"} in (
-        prices
-    )
+    assert {
+        "resource_type": "instance",
+        "meter": "instance",
+        "size": "small",
+        "unit": "hour",
+        "price_usd": "0.004",
+    } in prices
+    assert {
+        "resource_type": "bucket",
+        "meter": "bucket_storage",
+        "size": None,
+        "unit": "GiB-month",
+        "price_usd": "0.02",
+    } in prices
+    assert {p["meter"] for p in prices} == {
+        "instance",
+        "database",
+        "database_storage",
+        "snapshot_storage",
+        "bucket_storage",
+        "api_requests",
+    }
 
 
 async def test_catalog_needs_credentials(client: httpx.AsyncClient) -> None:

@@ -9,10 +9,13 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import select
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lariba.monitoring.usage.models import UsageSegment
+from lariba.monitoring.usage.models import UsageRequestCount, UsageSegment
+from lariba.monitoring.usage.requests import RequestMeter
 from lariba.monitoring.usage.service import FOCUS_COLUMNS
 from tests.fixtures.buckets import create_bucket, objects_url, put_object
 from tests.fixtures.cloud import (
@@ -23,7 +26,7 @@ from tests.fixtures.cloud import (
     create_instance,
     wait_for_operation,
 )
-from tests.fixtures.identity import create_project, sign_up
+from tests.fixtures.identity import TestUser, create_project, sign_up
 from tests.fixtures.usage import running_seconds, seconds, usage_by_resource
 
 SCRIPT = "exec sleep 600\n"
@@ -98,7 +101,8 @@ async def test_a_running_instance_forecasts_its_hourly_price(
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["group_by"] == ["resource_kind"]
-        [item] = body["items"]
+        # (The test's own requests may be in it too, as soon as its API saved them.)
+        [item] = [i for i in body["items"] if i["resource_kind"] != "project"]
         assert item["resource_kind"] == "instance"
         assert Decimal(item["cost_usd"]) >= 0  # a fraction of a second at $0.008 an hour
         forecast = body["forecast"]
@@ -108,7 +112,7 @@ async def test_a_running_instance_forecasts_its_hourly_price(
         usage = await client.get(
             f"/v1/projects/{pid}/usage", params={"group_by": "day"}, headers=user.headers
         )
-        [row] = usage.json()["items"]
+        [row] = [i for i in usage.json()["items"] if i["meter"] != "api_requests"]
         assert (row["meter"], row["sku"], row["unit"], row["metered_unit"]) == (
             "instance",
             "medium",
@@ -183,7 +187,7 @@ async def test_focus_export_lists_each_resource_day_with_its_cost(
         assert "attachment" in response.headers["content-disposition"]
         rows = list(csv.DictReader(io.StringIO(response.text)))
         assert list(rows[0]) == list(FOCUS_COLUMNS)
-        [row] = rows
+        [row] = [r for r in rows if r["ResourceType"] != "project"]
         assert row["ResourceId"] == iid
         assert row["ResourceName"] == "api-1"
         assert row["ResourceType"] == "instance"
@@ -228,3 +232,33 @@ async def test_report_windows_and_groups_are_validated(
         stranger = await sign_up(client)
         foreign = await client.get(url, headers=stranger.headers)
         assert foreign.status_code == 404
+
+
+async def test_api_requests_count_against_the_project_they_acted_within(
+    app: FastAPI, client: httpx.AsyncClient, alice: TestUser, db: AsyncSession
+) -> None:
+    pid = (await create_project(client, alice))["id"]
+    mallory = await sign_up(client)
+    meter: RequestMeter = app.state.request_meter
+    await meter.flush()
+    for _ in range(3):
+        listed = await client.get(f"/v1/projects/{pid}/instances", headers=alice.headers)
+        assert listed.status_code == 200
+    invalid = await client.post(f"/v1/projects/{pid}/buckets", json={}, headers=alice.headers)
+    assert invalid.status_code == 422  # asked of the project, answered: it counts
+    # Not counted: another tenant probing the id, and no credentials at all.
+    probe = await client.get(f"/v1/projects/{pid}/instances", headers=mallory.headers)
+    assert probe.status_code == 404
+    assert (await client.get(f"/v1/projects/{pid}/instances")).status_code == 401
+    assert await meter.flush() == 4
+
+    await db.rollback()
+    stored = await db.scalar(
+        select(func.sum(UsageRequestCount.requests)).where(
+            UsageRequestCount.project_id == uuid.UUID(pid)
+        )
+    )
+    assert stored == 4
+    usage = await usage_by_resource(client, alice, pid, requests=True)
+    # The report itself was asked within the project, after the flush: not in it yet.
+    assert usage == {(pid, "api_requests", "requests"): Decimal(4)}

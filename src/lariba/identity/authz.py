@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Path
+from fastapi import Depends, Path, Request
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -76,12 +76,15 @@ def project_access(min_role: Role) -> Callable[..., Awaitable[ProjectAccess]]:
     see the project, 403 when they can but their role is below ``min_role``."""
 
     async def dependency(
+        request: Request,
         session: DbSession,
         principal: CurrentPrincipal,
         project_id: Annotated[uuid.UUID, Path(description="Project id.")],
     ) -> ProjectAccess:
         access = await load_project(session, principal, project_id)
         access.require(min_role)
+        # The request acted within this project (usage counts it).
+        request.state.project_id = project_id
         return access
 
     return dependency

@@ -85,6 +85,8 @@ class Catalog:
     database_sizes: tuple[DatabaseSize, ...] = ()
     database_engines: tuple[DatabaseEngine, ...] = ()
     storage_prices: StoragePrices = StoragePrices()
+    # What a million API requests made within a project cost.
+    request_price_per_million_usd: Decimal = Decimal(0)
 
     def region(self, name: str) -> Region | None:
         return next((r for r in self.regions if r.name == name), None)
@@ -160,6 +162,7 @@ def _build(provider_name: str, data: dict[str, Any], source: str) -> Catalog:
         unknown = set(storage) - known
         if unknown:
             raise ValueError(f"unknown storage price {sorted(unknown)[0]!r}")
+        request_price = Decimal(str(data.get("request_prices", {}).get("per_million_usd", 0)))
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise CatalogError(f"catalog {source} is malformed: {exc!r}") from exc
     for kind, items in (("region", regions), ("size", sizes), ("image", images)):
@@ -182,6 +185,7 @@ def _build(provider_name: str, data: dict[str, Any], source: str) -> Catalog:
         database_sizes=database_sizes,
         database_engines=database_engines,
         storage_prices=storage_prices,
+        request_price_per_million_usd=request_price,
     )
 
 

@@ -82,7 +82,8 @@ def _grant(
         raise Forbidden(str(exc), code=code) from None
 
 
-async def _bucket(session: AsyncSession, bucket_id: uuid.UUID) -> Resource:
+async def _bucket(session: AsyncSession, request: Request, bucket_id: uuid.UUID) -> Resource:
+    """The bucket a signed request acts on; the request is then the bucket's project's."""
     resource = await session.scalar(
         select(Resource).where(
             Resource.id == bucket_id,
@@ -92,6 +93,7 @@ async def _bucket(session: AsyncSession, bucket_id: uuid.UUID) -> Resource:
     )
     if resource is None or resource.provider_id is None:
         raise NotFound(f"Bucket {bucket_id} not found.", code="bucket_not_found")
+    request.state.project_id = resource.project_id
     return resource
 
 
@@ -131,7 +133,7 @@ async def get_object(
     storage = _local(cloud)
     grant = _grant(storage, request, "GET", bucket_id, key)
     async with cloud.sessionmaker() as session:
-        resource = await _bucket(session, bucket_id)
+        resource = await _bucket(session, request, bucket_id)
     try:
         info = await storage.head_object(
             region=resource.region, provider_id=grant.provider_id, key=key
@@ -166,7 +168,7 @@ async def head_object(request: Request, cloud: Cloud, bucket_id: BucketId, key: 
     storage = _local(cloud)
     grant = _grant(storage, request, "GET", bucket_id, key)
     async with cloud.sessionmaker() as session:
-        resource = await _bucket(session, bucket_id)
+        resource = await _bucket(session, request, bucket_id)
     try:
         info = await storage.head_object(
             region=resource.region, provider_id=grant.provider_id, key=key
@@ -190,7 +192,7 @@ async def put_object(request: Request, cloud: Cloud, bucket_id: BucketId, key: K
     if grant.content_length is None:
         raise Forbidden("This URL does not allow uploads.", code="signature_invalid")
     async with cloud.sessionmaker.begin() as session:
-        resource = await _bucket(session, bucket_id)
+        resource = await _bucket(session, request, bucket_id)
         # Refused before a byte is read: the declared length is part of the signature.
         await check_storage_quota(
             session, cloud=cloud, resource=resource, size=grant.content_length

@@ -109,12 +109,14 @@ async def database_engines(
 
 @router.get("/prices", response_model=CatalogList[PriceOut], summary="Prices (USD)")
 async def prices(_: CurrentPrincipal, catalog: CurrentCatalog) -> CatalogList[PriceOut]:
+    storage = catalog.storage_prices
     return CatalogList(
         provider=catalog.provider_name,
         items=[
             *(
                 PriceOut(
                     resource_type="instance",
+                    meter="instance",
                     size=s.name,
                     unit="hour",
                     price_usd=s.price_per_hour_usd,
@@ -124,11 +126,40 @@ async def prices(_: CurrentPrincipal, catalog: CurrentCatalog) -> CatalogList[Pr
             *(
                 PriceOut(
                     resource_type="database",
+                    meter="database",
                     size=s.name,
                     unit="hour",
                     price_usd=s.price_per_hour_usd,
                 )
                 for s in catalog.database_sizes
+            ),
+            PriceOut(
+                resource_type="database",
+                meter="database_storage",
+                size=None,
+                unit="GiB-month",
+                price_usd=storage.database_gib_month_usd,
+            ),
+            PriceOut(
+                resource_type="database_snapshot",
+                meter="snapshot_storage",
+                size=None,
+                unit="GiB-month",
+                price_usd=storage.snapshot_gib_month_usd,
+            ),
+            PriceOut(
+                resource_type="bucket",
+                meter="bucket_storage",
+                size=None,
+                unit="GiB-month",
+                price_usd=storage.bucket_gib_month_usd,
+            ),
+            PriceOut(
+                resource_type="project",
+                meter="api_requests",
+                size=None,
+                unit="million requests",
+                price_usd=catalog.request_price_per_million_usd,
             ),
         ],
     )

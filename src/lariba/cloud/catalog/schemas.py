@@ -44,9 +44,19 @@ class DatabaseEngineOut(BaseModel):
 
 
 class PriceOut(BaseModel):
-    resource_type: Literal["instance", "database"]
-    size: str
-    unit: Literal["hour"]
+    """A price of the catalog, and the usage meter it applies to (see docs/usage.md)."""
+
+    resource_type: Literal["instance", "database", "bucket", "database_snapshot", "project"]
+    meter: Literal[
+        "instance",
+        "database",
+        "database_storage",
+        "snapshot_storage",
+        "bucket_storage",
+        "api_requests",
+    ]
+    size: str | None = Field(description="The size it prices; null for storage and requests.")
+    unit: Literal["hour", "GiB-month", "million requests"]
     price_usd: Decimal
 
 

@@ -1,6 +1,7 @@
 """The meters: what each one measures, the unit it is reported and priced in, and its
 prices from the catalog. Which resource states run a meter is decided by the database
-trigger that records usage (``lariba_usage_meters``, migration 0008)."""
+trigger that records usage (``lariba_usage_meters``, migration 0008); API requests are
+counted by the API processes (``usage.requests``)."""
 
 from __future__ import annotations
 
@@ -82,6 +83,16 @@ METERS: dict[str, Meter] = {
             service_category="Storage",
             service_name="Buckets",
         ),
+        Meter(
+            name="api_requests",
+            resource_kind="project",
+            description="API requests made within the project",
+            unit="Million-Requests",
+            metered_unit="Requests",
+            per_unit=1_000_000,
+            service_category="Management and Governance",
+            service_name="API",
+        ),
     )
 }
 
@@ -102,4 +113,5 @@ def prices(catalog: Catalog) -> list[Price]:
         Price("database_storage", "gib", storage.database_gib_month_usd),
         Price("snapshot_storage", "gib", storage.snapshot_gib_month_usd),
         Price("bucket_storage", "bytes", storage.bucket_gib_month_usd),
+        Price("api_requests", "requests", catalog.request_price_per_million_usd),
     ]

@@ -1,6 +1,7 @@
 """Metered usage. ``usage_segments`` are written by a database trigger on ``resources``
 (migration 0008), never by the application: one row per stretch of time a meter ran at
-one quantity. ``usage_daily`` holds whole past UTC days, summed by the rollup job."""
+one quantity. ``usage_daily`` holds whole past UTC days, summed by the rollup job.
+``usage_request_counts`` counts API requests by the hour."""
 
 from __future__ import annotations
 
@@ -42,6 +43,18 @@ class UsageDaily(Base):
     resource_kind: Mapped[str] = mapped_column(String(32))
     # quantity times seconds: instance-seconds, GiB-seconds, byte-seconds.
     amount: Mapped[Decimal] = mapped_column(Numeric)
+
+
+class UsageRequestCount(Base):
+    """API requests a project's members made, per hour (``hour`` is its start, UTC)."""
+
+    __tablename__ = "usage_request_counts"
+
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
 
 
 class UsageRollupState(Base):

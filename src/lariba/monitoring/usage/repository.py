@@ -176,6 +176,16 @@ def _report_query(
           FROM usage_daily
          WHERE project_id = :project_id AND day >= :full_from AND day < :full_to
     """
+    # Requests are counted by the hour: every hour that overlaps the window is in it.
+    requests = """
+        SELECT project_id, project_id AS resource_id, 'project' AS resource_kind,
+               'api_requests' AS meter, 'requests' AS sku,
+               (hour AT TIME ZONE 'UTC')::date AS day, requests::numeric AS amount
+          FROM usage_request_counts
+         WHERE project_id = :project_id
+           AND hour > CAST(:start AS timestamptz) - interval '1 hour'
+           AND hour < CAST(:end AS timestamptz)
+    """
     chosen = [_COLUMNS[d] for d in Dimension if d in dimensions]
     columns = [c for select_columns, _ in chosen for c in select_columns]
     group_by = ", ".join(c for _, group_columns in chosen for c in group_columns)
@@ -187,7 +197,7 @@ def _report_query(
         join = "LEFT JOIN resources r ON r.id = g.resource_id"
     statement = f"""
         WITH {_PRICED},
-        usage AS ({" UNION ALL ".join([*pieces, rolled])}),
+        usage AS ({" UNION ALL ".join([*pieces, rolled, requests])}),
         g AS (
             SELECT {", ".join([summed_by, ""]) if summed_by else ""}meter, sku,
                    sum(amount) AS amount
@@ -209,6 +219,8 @@ def _report_query(
         "project_id": project_id,
         "full_from": full_from,
         "full_to": full_to,
+        "start": start,
+        "end": end,
         **_price_params(prices),
     }
     return text(statement), params

@@ -228,7 +228,7 @@ def _focus_row(
     quantity = rounded(row.amount / meter.per_unit)
     cost = rounded(row.cost_usd)
     unit_price = unit_prices.get((row.meter, row.sku), Decimal(0))
-    sized = row.sku not in ("gib", "bytes")
+    sized = row.meter in ("instance", "database")
     charge_start = max(midnight(row.day), period.start)
     charge_end = min(midnight(row.day + timedelta(days=1)), period.end)
     return [
