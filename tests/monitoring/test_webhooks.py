@@ -441,6 +441,44 @@ async def test_instance_status_changes_arrive_signed(
             await delete_all_instances(client, user, project_id)
 
 
+async def test_operation_state_changes_arrive_signed(
+    hook_settings: Settings, test_database_url: str, receiver: Receiver
+) -> None:
+    async with cloud_client(hook_settings, test_database_url) as client:
+        user = await sign_up(client)
+        project_id = (await create_project(client, user))["id"]
+        webhook = await make_webhook(
+            client, user, project_id, receiver.url(), event_types=["operation.*"]
+        )
+        created = await client.post(
+            f"/v1/projects/{project_id}/buckets",
+            json={"name": f"ops-{uuid.uuid4().hex[:8]}"},
+            headers=user.headers,
+        )
+        assert created.status_code == 202, created.text
+        operation = created.json()
+        assert (await wait_for_operation(client, user, operation))["status"] == "succeeded"
+
+        async def succeeded_arrived() -> bool:
+            return any(r.json()["type"] == "operation.succeeded" for r in receiver.requests)
+
+        await wait_for(succeeded_arrived, what="operation.succeeded")
+        events = [r.json() for r in receiver.requests]
+        assert all(verify(webhook["secret"], r.headers, r.body) for r in receiver.requests)
+        types = [e["type"] for e in events]
+        assert types[0] == "operation.pending"
+        assert "operation.succeeded" in types
+        assert not any(t.startswith("resource.") for t in types)
+        for event in events:
+            data = event["data"]
+            assert data["operation_id"] == operation["id"]
+            assert data["resource_id"] == operation["resource"]["id"]
+            assert data["resource_kind"] == "bucket"
+            assert data["operation_type"] == "create"
+            assert data["status"] == event["type"].removeprefix("operation.")
+            assert data["created_by"]["id"] == str(user.id)
+
+
 async def test_failing_receiver_is_retried_with_growing_waits_and_logged(
     hook_settings: Settings,
     test_database_url: str,

@@ -15,12 +15,16 @@ from lariba.monitoring.webhooks.ssrf import MAX_URL_LENGTH
 EVENT_TYPES = (
     "resource.status_changed",
     "resource.drift",
+    "operation.pending",
+    "operation.running",
+    "operation.succeeded",
+    "operation.failed",
     "budget.threshold_crossed",
     "alert.triggered",
     "alert.resolved",
 )
 # Patterns: a whole family, or everything.
-EVENT_FAMILIES = ("resource", "budget", "alert")
+EVENT_FAMILIES = ("resource", "operation", "budget", "alert")
 MAX_EVENT_TYPES = 20
 
 Url = Annotated[
@@ -40,9 +44,10 @@ EventTypes = Annotated[
         min_length=1,
         max_length=MAX_EVENT_TYPES,
         description="Events to send: exact types (`resource.status_changed`, "
-        "`resource.drift`, `budget.threshold_crossed`, `alert.triggered`, `alert.resolved`), "
-        "a family (`resource.*`, `budget.*`, "
-        "`alert.*`) or `*` for all.",
+        "`resource.drift`, `operation.pending`, `operation.running`, `operation.succeeded`, "
+        "`operation.failed`, `budget.threshold_crossed`, `alert.triggered`, "
+        "`alert.resolved`), a family (`resource.*`, `operation.*`, `budget.*`, `alert.*`) "
+        "or `*` for all.",
         examples=[["resource.status_changed"]],
     ),
 ]
