@@ -8,6 +8,7 @@ import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from tests.fixtures.cloud import (
 )
 from tests.fixtures.identity import create_project, sign_up
 from tests.fixtures.moto import dummy_session
+from tests.fixtures.usage import running_seconds, usage_by_resource
 from tests.fixtures.workers import lariba_workers, local_instances
 
 TAG_RESOURCE_ID = "lariba:resource-id"
@@ -171,3 +173,9 @@ async def test_worker_killed_between_provider_create_and_commit_leaves_one_insta
             )
             assert deleted["status"] == "succeeded", (deleted, workers.logs())
             assert await target.instances_of(iid) == []
+
+            # Usage is the time between its events: the dead worker's pass left none.
+            [stretch] = await running_seconds(db, iid)
+            size = target.instance["size"]
+            usage = await usage_by_resource(client, user, pid)
+            assert usage == {(iid, "instance", size): stretch.quantize(Decimal("0.000001"))}
