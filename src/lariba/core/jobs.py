@@ -36,18 +36,43 @@ def libpq_url(database_url: str) -> str:
 async def retry_stalled(manager: procrastinate.manager.JobManager, *, after_seconds: float) -> int:
     """Puts back in the queue the jobs of workers that died mid-job (no heartbeat for
     ``after_seconds``). Two workers may race on the same job: the loser's retry fails
-    harmlessly because the job is no longer ``doing``."""
+    harmlessly because the job is no longer ``doing``. A stalled job whose work another
+    queued job will do is ended instead."""
     stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=after_seconds))
     retried = 0
     for job in stalled:
         try:
             await manager.retry_job(job)
+        except procrastinate.exceptions.UniqueViolation as exc:
+            if exc.constraint_name != procrastinate.manager.QUEUEING_LOCK_CONSTRAINT:
+                raise
+            # While it ran, another job with its queueing lock was queued: that one does
+            # the same work, but cannot start while this one holds their common ``lock``.
+            # Left ``doing``, the pair would wait for each other forever.
+            await _end_superseded(manager, job)
+            continue
         except Exception as exc:  # another worker retried it first
             log.info("stalled_job_already_retried", job_id=job.id, error_type=type(exc).__name__)
             continue
         log.warning("job_stalled_retrying", job_id=job.id, task=job.task_name)
         retried += 1
     return retried
+
+
+async def _end_superseded(
+    manager: procrastinate.manager.JobManager, job: procrastinate.jobs.Job
+) -> None:
+    """Ends a stalled job another waiting job makes redundant (``aborted``), so that one
+    can run."""
+    assert job.id is not None  # a fetched job has its id
+    try:
+        await manager.finish_job_by_id_async(
+            job.id, status=procrastinate.jobs.Status.ABORTED, delete_job=False
+        )
+    except Exception as exc:  # another worker ended it first
+        log.info("stalled_job_already_retried", job_id=job.id, error_type=type(exc).__name__)
+        return
+    log.warning("job_stalled_superseded", job_id=job.id, task=job.task_name)
 
 
 def _core_tasks(stalled_after_seconds: float) -> TaskRegistrar:
