@@ -278,6 +278,16 @@ async def test_reused_pid_is_reported_stopped_and_never_signalled(
     try:
         record_path = root / created.provider_id / "instance.json"
         record = json.loads(record_path.read_text())
+        # The supervisor is gone (a host restart, say) and its pid now names a stranger.
+        supervisor = psutil.Process(record["pid"])
+        os.killpg(supervisor.pid, signal.SIGKILL)
+
+        async def supervisor_gone() -> bool:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                return supervisor.status() == psutil.STATUS_ZOMBIE
+            return True
+
+        await _eventually(supervisor_gone)
         record["pid"] = stranger.pid  # alive, but started at another time
         record_path.write_text(json.dumps(record))
 
@@ -441,3 +451,32 @@ async def test_bubblewrap_gives_a_private_tmp_and_a_read_only_host(
     assert not await asyncio.to_thread(Path(f"/etc/{probe}").exists)
     written = root / created.provider_id / "written"
     assert await asyncio.to_thread(written.read_text) == "x\n"
+
+
+async def test_a_supervisor_its_starter_never_recorded_is_adopted_not_doubled(
+    compute: LocalCompute, root: Path
+) -> None:
+    """A Lariba process killed between starting the supervisor and recording its pid: the
+    next start finds that supervisor instead of starting a second one."""
+    created = await compute.create_instance(_spec("exec sleep 1000"))
+    record_path = root / created.provider_id / "instance.json"
+    record = json.loads(record_path.read_text())
+    supervisor = record["pid"]
+    record["pid"] = record["pid_started_at"] = None  # what the killed starter left
+    record_path.write_text(json.dumps(record))
+
+    assert await _state(compute, created.provider_id) is InstanceState.running
+    await compute.start_instance(region=REGION, provider_id=created.provider_id)
+
+    adopted = json.loads(record_path.read_text())
+    assert adopted["pid"] == supervisor
+    supervisors = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if str(root / created.provider_id) in (p.info["cmdline"] or [])
+    ]
+    assert [p.pid for p in supervisors] == [supervisor]
+    await compute.terminate_instance(region=REGION, provider_id=created.provider_id)
+    assert not psutil.pid_exists(supervisor) or (
+        psutil.Process(supervisor).status() == psutil.STATUS_ZOMBIE
+    )

@@ -55,6 +55,7 @@ CONSOLE_TAIL_BYTES = 64 * 1024
 DEFAULT_NOFILE = 1024
 DEFAULT_NPROC = 512
 _PROVIDER_ID = re.compile(r"local-[0-9a-f]{12}")
+SUPERVISOR_MODULE = "lariba.providers.local.supervisor"
 _KILL_WAIT_SECONDS = 5.0
 
 
@@ -204,19 +205,28 @@ class LocalCompute:
 
     def _start(self, directory: Path) -> None:
         record = read_record(directory)
+        if _recorded_pid(record) is None:
+            # The intent is on disk before the supervisor exists: a Lariba process killed
+            # between the two leaves a record that says "running", and whoever looks next
+            # finds that supervisor by its command line instead of starting a second one.
+            record.desired = "running"
+            write_record(directory, record)
+            found = _unrecorded_supervisor(directory)
+            record.pid, record.pid_started_at = found or _spawn_supervisor(directory)
         record.desired = "running"
-        if _live_pid(record) is None:
-            record.pid, record.pid_started_at = _spawn_supervisor(directory)
         write_record(directory, record)
 
     def _stop(self, directory: Path) -> None:
         record = read_record(directory)
-        record.desired = "stopped"
-        write_record(directory, record)
-        pid = _live_pid(record)
+        pid = _live_pid(record, directory)
         if pid is not None:
             _end_group(pid, grace_seconds=self._stop_grace_seconds)
             _reap(pid)
+        # Recorded once the processes are gone: a stop cut short (the Lariba process
+        # killed mid-way) leaves the instance running, so the next pass stops it again,
+        # instead of ``stopping`` that every pass would wait on for ever.
+        record.desired = "stopped"
+        write_record(directory, record)
 
     def _reboot(self, directory: Path) -> None:
         self._stop(directory)
@@ -224,7 +234,7 @@ class LocalCompute:
 
     def _resize(self, directory: Path, size: Size) -> None:
         record = read_record(directory)
-        if _live_pid(record) is not None:
+        if _live_pid(record, directory) is not None:
             raise PermanentProviderError(
                 f"instance {record.provider_id} must be stopped to be resized",
                 code="IncorrectInstanceState",
@@ -259,7 +269,7 @@ class LocalCompute:
             yield directory, record
 
     def _observe(self, directory: Path, record: InstanceRecord) -> ObservedInstance:
-        pid = _live_pid(record)
+        pid = _live_pid(record, directory)
         if pid is None:
             state = InstanceState.stopped
         elif record.desired == "stopped":
@@ -323,8 +333,18 @@ def _lock(directory: Path) -> Iterator[None]:
         yield
 
 
-def _live_pid(record: InstanceRecord) -> int | None:
-    """The recorded supervisor pid if that very process still runs (not a reused pid)."""
+def _live_pid(record: InstanceRecord, directory: Path) -> int | None:
+    """The supervisor's pid if it runs: the recorded one if that very process still runs
+    (not a reused pid), else — when the instance should run — one started by a Lariba
+    process that died before it could record it."""
+    pid = _recorded_pid(record)
+    if pid is None and record.desired == "running":
+        found = _unrecorded_supervisor(directory)
+        pid = found[0] if found else None
+    return pid
+
+
+def _recorded_pid(record: InstanceRecord) -> int | None:
     if record.pid is None or record.pid_started_at is None:
         return None
     try:
@@ -339,6 +359,21 @@ def _live_pid(record: InstanceRecord) -> int | None:
     return record.pid
 
 
+def _unrecorded_supervisor(directory: Path) -> tuple[int, float] | None:
+    """The oldest running supervisor of ``directory`` (pid, create time), by its command
+    line: the instance's directory is in it and no other process has it."""
+    wanted = ["-m", SUPERVISOR_MODULE, str(directory)]
+    found: list[tuple[float, int]] = []
+    for process in psutil.process_iter(["cmdline", "create_time", "status"]):
+        info = process.info
+        if (info["cmdline"] or [])[-3:] == wanted and info["status"] != psutil.STATUS_ZOMBIE:
+            found.append((info["create_time"], process.pid))
+    if not found:
+        return None
+    started_at, pid = min(found)
+    return pid, started_at
+
+
 def _spawn_supervisor(directory: Path) -> tuple[int, float]:
     """Starts the supervisor in its own session, so it outlives this process."""
     environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
@@ -346,7 +381,7 @@ def _spawn_supervisor(directory: Path) -> tuple[int, float]:
         environment["PYTHONPATH"] = os.environ["PYTHONPATH"]
     pid = os.posix_spawn(
         sys.executable,
-        [sys.executable, "-m", "lariba.providers.local.supervisor", str(directory)],
+        [sys.executable, "-m", SUPERVISOR_MODULE, str(directory)],
         environment,
         file_actions=[
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
