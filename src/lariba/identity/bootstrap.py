@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lariba.identity import audit
@@ -15,6 +15,10 @@ from lariba.identity.runtime import IdentityRuntime
 from lariba.identity.tokens import ensure_signing_key
 from lariba.identity.users import create_user, user_by_email
 
+# API replicas may start together on a fresh database: one sets up, the others wait on
+# this lock (held until the transaction ends) and then find everything there.
+_BOOTSTRAP_LOCK_ID = 7_240_413
+
 
 async def bootstrap(
     session: AsyncSession, runtime: IdentityRuntime
@@ -24,6 +28,7 @@ async def bootstrap(
     Returns (e-mail, generated password or None) when an admin was created now, so the
     caller can show the password once; None when there already was one.
     """
+    await session.execute(select(func.pg_advisory_xact_lock(_BOOTSTRAP_LOCK_ID)))
     await ensure_signing_key(session, box=runtime.box)
     has_admin = await session.scalar(select(User.id).where(User.is_platform_admin).limit(1))
     if has_admin is not None:
