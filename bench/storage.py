@@ -301,7 +301,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lariba-bench-storage-") as tmp:
         workdir = Path(tmp)
         with lariba_serve(workdir) as (base, server):
-            results = asyncio.run(run(base, server, workdir, args))
+            try:
+                results = asyncio.run(run(base, server, workdir, args))
+            except httpx.HTTPStatusError:
+                # What the server logged is the only account of a 5xx once the run ends.
+                log = (workdir / "serve.log").read_text(errors="replace")
+                print(f"lariba serve's log, last lines:\n{log[-6000:]}", file=sys.stderr)
+                raise
     large = results["large"]
     print(f"object storage (local provider), {large['size_mib']} MiB object:")
     print(f"  cp                 {large['cp_seconds']:8.2f} s")
