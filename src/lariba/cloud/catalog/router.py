@@ -133,33 +133,24 @@ async def prices(_: CurrentPrincipal, catalog: CurrentCatalog) -> CatalogList[Pr
                 )
                 for s in catalog.database_sizes
             ),
-            PriceOut(
-                resource_type="database",
-                meter="database_storage",
-                size=None,
-                unit="GiB-month",
-                price_usd=storage.database_gib_month_usd,
-            ),
-            PriceOut(
-                resource_type="database_snapshot",
-                meter="snapshot_storage",
-                size=None,
-                unit="GiB-month",
-                price_usd=storage.snapshot_gib_month_usd,
-            ),
-            PriceOut(
-                resource_type="bucket",
-                meter="bucket_storage",
-                size=None,
-                unit="GiB-month",
-                price_usd=storage.bucket_gib_month_usd,
-            ),
-            PriceOut(
-                resource_type="project",
-                meter="api_requests",
-                size=None,
-                unit="million requests",
-                price_usd=catalog.request_price_per_million_usd,
+            *(
+                PriceOut(resource_type=kind, meter=meter, size=None, unit=unit, price_usd=price)
+                for kind, meter, unit, price in (
+                    ("database", "database_storage", "GiB-month", storage.database_gib_month_usd),
+                    (
+                        "database_snapshot",
+                        "snapshot_storage",
+                        "GiB-month",
+                        storage.snapshot_gib_month_usd,
+                    ),
+                    ("bucket", "bucket_storage", "GiB-month", storage.bucket_gib_month_usd),
+                    (
+                        "project",
+                        "api_requests",
+                        "million requests",
+                        catalog.request_price_per_million_usd,
+                    ),
+                )
             ),
         ],
     )
