@@ -247,6 +247,7 @@ async def test_catalog_lists_database_sizes_engines_and_prices(
         prices = (await client.get("/v1/catalog/prices", headers=user.headers)).json()["items"]
         assert {
             "resource_type": "database",
+            "meter": "database",
             "size": "large",
             "unit": "hour",
             "price_usd": "0.02",

@@ -646,7 +646,9 @@ async def test_rolled_back_change_sends_nothing(
     async with cloud_client(hook_settings, test_database_url, run_worker=False) as client:
         user = await sign_up(client)
         project_id = (await create_project(client, user))["id"]
-        await make_webhook(client, user, project_id, receiver.url())
+        await make_webhook(
+            client, user, project_id, receiver.url(), event_types=["resource.status_changed"]
+        )
         operation = await create_instance(client, user, project_id, size="nano", image="shell")
 
     count = select(func.count()).select_from(WebhookDelivery)
