@@ -211,9 +211,12 @@ async def test_aws_instance_metrics_are_read_from_cloudwatch(
             await client.get(f"/v1/projects/{pid}/instances/{iid}", headers=user.headers)
         ).json()
 
-        # What EC2 would publish for the instance: two one-minute datapoints.
+        # What EC2 would publish for the instance: two one-minute datapoints, in one
+        # 10-minute (and so one hourly) bucket whatever the time.
         minute = datetime.now(UTC).replace(second=0, microsecond=0)
         first, second = minute - timedelta(minutes=3), minute - timedelta(minutes=2)
+        if second.minute % 10 == 0:
+            first, second = first - timedelta(minutes=1), second - timedelta(minutes=1)
         dimensions = [{"Name": "InstanceId", "Value": instance["provider_id"]}]
         cloudwatch = dummy_session().client("cloudwatch", endpoint_url=moto_endpoint)
         cloudwatch.put_metric_data(
