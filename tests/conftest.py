@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.faults",
     "tests.fixtures.databases",
     "tests.fixtures.monitoring",
+    "tests.fixtures.console",
 ]

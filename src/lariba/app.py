@@ -13,6 +13,7 @@ from lariba import __version__
 from lariba.cloud.engine.runtime import CloudRuntime
 from lariba.cloud.router import router as cloud_router
 from lariba.cloud.tasks import cloud_tasks
+from lariba.console.router import install_console
 from lariba.core import health
 from lariba.core.db import create_engine, create_sessionmaker
 from lariba.core.errors import install_error_handlers
@@ -143,4 +144,5 @@ def create_app(
     app.include_router(identity_router)
     app.include_router(cloud_router)
     app.include_router(monitoring_router)
+    install_console(app)
     return app

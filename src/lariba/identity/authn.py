@@ -10,13 +10,14 @@ from typing import Annotated, Literal
 from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from lariba.core.db import DbSession
 from lariba.core.errors import Forbidden, Unauthorized
 from lariba.identity.api_keys.secret import hash_api_key, is_well_formed, looks_like_api_key
 from lariba.identity.audit import Actor
 from lariba.identity.models import ApiKey, AuthSession, Role, User
-from lariba.identity.runtime import Runtime
+from lariba.identity.runtime import IdentityRuntime, Runtime
 
 # Updating last_used_at on every call would turn every read into a write.
 _LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -49,7 +50,10 @@ class Principal:
         return Actor(type="user", id=self.user_id, label=self.email)
 
 
-async def _from_access_token(session: DbSession, runtime: Runtime, token: str) -> Principal:
+async def principal_from_access_token(
+    session: AsyncSession, runtime: IdentityRuntime, token: str
+) -> Principal:
+    """The person behind a valid access token of a live session, else 401."""
     claims = await runtime.keyring.verify(token, use="access")
     live = runtime.live_sessions.get(claims.session_id, user_id=claims.user_id)
     if live is not None:
@@ -135,7 +139,7 @@ async def current_principal(
         raise Unauthorized("Send an access token or API key as 'Authorization: Bearer ...'.")
     if looks_like_api_key(token):
         return await _from_api_key(session, token)
-    return await _from_access_token(session, runtime, token)
+    return await principal_from_access_token(session, runtime, token)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

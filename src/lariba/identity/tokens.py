@@ -1,7 +1,7 @@
 """Signed tokens: EdDSA (Ed25519) JWTs with a ``kid``, verified against the published JWKS.
 
-Access and refresh tokens differ in their ``typ`` header, their ``token_use`` claim and
-their audience, so neither verifies as the other.
+Access, refresh and console-session tokens differ in their ``typ`` header, their
+``token_use`` claim and their audience, so none verifies as another.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from lariba.core.settings import Settings
 from lariba.identity.models import SigningKey
 
 ALGORITHM = "EdDSA"
-TokenUse = Literal["access", "refresh"]
-_TYP = {"access": "at+jwt", "refresh": "rt+jwt"}
+TokenUse = Literal["access", "refresh", "console"]
+_TYP = {"access": "at+jwt", "refresh": "rt+jwt", "console": "cs+jwt"}
 _KEY_PURPOSE = "signing-key"
 _ROTATION_LOCK_ID = 7_240_412
 # How often a process looks again for keys another process rotated in.
@@ -203,7 +203,7 @@ class KeyRing:
 
     def _audience(self, use: TokenUse) -> str:
         aud = self._settings.jwt_audience
-        return aud if use == "access" else f"{aud}:refresh"
+        return aud if use == "access" else f"{aud}:{use}"
 
     async def verify(self, token: str, *, use: TokenUse) -> TokenClaims:
         """Returns the claims of a valid token of the expected use, else raises 401."""

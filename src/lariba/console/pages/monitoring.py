@@ -1,0 +1,7 @@
+"""Console pages: monitoring."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
