@@ -26,8 +26,10 @@ from lariba.cloud.buckets.schemas import (
 from lariba.cloud.buckets.service import live_bucket, storage_of
 from lariba.cloud.engine import quotas
 from lariba.cloud.engine.models import Resource
+from lariba.cloud.engine.resources import audit_change
 from lariba.cloud.engine.runtime import CloudRuntime
 from lariba.core.errors import InvalidInput, NotFound
+from lariba.identity.audit import RequestContext
 from lariba.identity.authz import ProjectAccess
 from lariba.providers.base import ProviderError, ProviderNotFound
 from lariba.providers.storage import PutRequest, UploadedPart
@@ -35,6 +37,28 @@ from lariba.providers.storage import PutRequest, UploadedPart
 T = TypeVar("T")
 
 MAX_LIST_LIMIT = 1000
+
+
+async def _audit(
+    session: AsyncSession,
+    *,
+    ctx: RequestContext,
+    access: ProjectAccess,
+    resource: Resource,
+    action: str,
+    key: str,
+    **details: object,
+) -> None:
+    """Object changes and handed-out URLs are audited on their bucket (``object.*``),
+    as S3 data events would be: who read or wrote which key, from where."""
+    await audit_change(
+        session,
+        ctx=ctx,
+        access=access,
+        action=f"object.{action}",
+        resource=resource,
+        details={"key": key, **details},
+    )
 
 
 async def provider_call(operation: Callable[[], Awaitable[T]]) -> T:
@@ -132,6 +156,7 @@ async def head_object(
 async def delete_object(
     session: AsyncSession,
     *,
+    ctx: RequestContext,
     cloud: CloudRuntime,
     access: ProjectAccess,
     bucket_id: uuid.UUID,
@@ -144,11 +169,13 @@ async def delete_object(
         lambda: storage.delete_object(region=resource.region, provider_id=provider_id, key=key)
     )
     await add_stored_bytes(session, resource.id, -freed)
+    await _audit(session, ctx=ctx, access=access, resource=resource, action="delete", key=key)
 
 
 async def copy_object(
     session: AsyncSession,
     *,
+    ctx: RequestContext,
     cloud: CloudRuntime,
     access: ProjectAccess,
     bucket_id: uuid.UUID,
@@ -178,12 +205,23 @@ async def copy_object(
         )
     )
     await add_stored_bytes(session, resource.id, info.size - replaced)
+    await _audit(
+        session,
+        ctx=ctx,
+        access=access,
+        resource=resource,
+        action="copy",
+        key=body.key,
+        source_bucket_id=str(source.id),
+        source_key=body.source_key,
+    )
     return ObjectOut.of(info)
 
 
 async def presign(
     session: AsyncSession,
     *,
+    ctx: RequestContext,
     cloud: CloudRuntime,
     access: ProjectAccess,
     bucket_id: uuid.UUID,
@@ -212,12 +250,23 @@ async def presign(
             metadata=body.metadata,
         )
     )
+    await _audit(
+        session,
+        ctx=ctx,
+        access=access,
+        resource=resource,
+        action="presign",
+        key=body.key,
+        method=body.method,
+        expires_in=body.expires_in,
+    )
     return PresignOut.of(presigned)
 
 
 async def create_upload(
     session: AsyncSession,
     *,
+    ctx: RequestContext,
     cloud: CloudRuntime,
     access: ProjectAccess,
     bucket_id: uuid.UUID,
@@ -244,6 +293,15 @@ async def create_upload(
     session.add(upload)
     await session.flush()
     await session.refresh(upload, ["created_at"])
+    await _audit(
+        session,
+        ctx=ctx,
+        access=access,
+        resource=resource,
+        action="upload_begin",
+        key=body.key,
+        upload_id=str(upload.id),
+    )
     return UploadOut(
         upload_id=upload.id, bucket_id=resource.id, key=upload.key, created_at=upload.created_at
     )
@@ -300,6 +358,7 @@ async def presign_part(
 async def complete_upload(
     session: AsyncSession,
     *,
+    ctx: RequestContext,
     cloud: CloudRuntime,
     access: ProjectAccess,
     bucket_id: uuid.UUID,
@@ -328,12 +387,23 @@ async def complete_upload(
     )
     await session.delete(upload)
     await add_stored_bytes(session, resource.id, info.size - replaced)
+    await _audit(
+        session,
+        ctx=ctx,
+        access=access,
+        resource=resource,
+        action="upload_complete",
+        key=upload.key,
+        upload_id=str(upload_id),
+        size=info.size,
+    )
     return ObjectOut.of(info)
 
 
 async def abort_upload(
     session: AsyncSession,
     *,
+    ctx: RequestContext,
     cloud: CloudRuntime,
     access: ProjectAccess,
     bucket_id: uuid.UUID,
@@ -351,3 +421,12 @@ async def abort_upload(
         )
     )
     await session.execute(delete(BucketUpload).where(BucketUpload.id == upload.id))
+    await _audit(
+        session,
+        ctx=ctx,
+        access=access,
+        resource=resource,
+        action="upload_abort",
+        key=upload.key,
+        upload_id=str(upload_id),
+    )

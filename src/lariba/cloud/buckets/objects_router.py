@@ -25,6 +25,7 @@ from lariba.cloud.engine.router import PROBLEMS
 from lariba.cloud.engine.runtime import Cloud
 from lariba.core.db import DbSession
 from lariba.core.errors import LaribaError
+from lariba.identity.audit import Context
 from lariba.identity.authz import ProjectMember, ProjectViewer
 from lariba.providers.storage import key_problem
 
@@ -115,10 +116,15 @@ async def head_object(
     responses=OBJECT_PROBLEMS,
 )
 async def delete_object(
-    access: ProjectMember, session: DbSession, cloud: Cloud, bucket_id: BucketId, key: KeyQuery
+    access: ProjectMember,
+    session: DbSession,
+    ctx: Context,
+    cloud: Cloud,
+    bucket_id: BucketId,
+    key: KeyQuery,
 ) -> Response:
     await objects.delete_object(
-        session, cloud=cloud, access=access, bucket_id=bucket_id, key=_key(key)
+        session, ctx=ctx, cloud=cloud, access=access, bucket_id=bucket_id, key=_key(key)
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -130,10 +136,15 @@ async def delete_object(
     responses=OBJECT_PROBLEMS,
 )
 async def copy_object(
-    body: CopyRequest, access: ProjectMember, session: DbSession, cloud: Cloud, bucket_id: BucketId
+    body: CopyRequest,
+    access: ProjectMember,
+    session: DbSession,
+    ctx: Context,
+    cloud: Cloud,
+    bucket_id: BucketId,
 ) -> ObjectOut:
     return await objects.copy_object(
-        session, cloud=cloud, access=access, bucket_id=bucket_id, body=body
+        session, ctx=ctx, cloud=cloud, access=access, bucket_id=bucket_id, body=body
     )
 
 
@@ -149,11 +160,12 @@ async def presign(
     body: PresignRequest,
     access: ProjectMember,
     session: DbSession,
+    ctx: Context,
     cloud: Cloud,
     bucket_id: BucketId,
 ) -> PresignOut:
     return await objects.presign(
-        session, cloud=cloud, access=access, bucket_id=bucket_id, body=body
+        session, ctx=ctx, cloud=cloud, access=access, bucket_id=bucket_id, body=body
     )
 
 
@@ -168,11 +180,12 @@ async def create_upload(
     body: UploadCreate,
     access: ProjectMember,
     session: DbSession,
+    ctx: Context,
     cloud: Cloud,
     bucket_id: BucketId,
 ) -> UploadOut:
     return await objects.create_upload(
-        session, cloud=cloud, access=access, bucket_id=bucket_id, body=body
+        session, ctx=ctx, cloud=cloud, access=access, bucket_id=bucket_id, body=body
     )
 
 
@@ -207,12 +220,19 @@ async def complete_upload(
     body: UploadComplete,
     access: ProjectMember,
     session: DbSession,
+    ctx: Context,
     cloud: Cloud,
     bucket_id: BucketId,
     upload_id: UploadId,
 ) -> ObjectOut:
     return await objects.complete_upload(
-        session, cloud=cloud, access=access, bucket_id=bucket_id, upload_id=upload_id, body=body
+        session,
+        ctx=ctx,
+        cloud=cloud,
+        access=access,
+        bucket_id=bucket_id,
+        upload_id=upload_id,
+        body=body,
     )
 
 
@@ -225,11 +245,12 @@ async def complete_upload(
 async def abort_upload(
     access: ProjectMember,
     session: DbSession,
+    ctx: Context,
     cloud: Cloud,
     bucket_id: BucketId,
     upload_id: UploadId,
 ) -> Response:
     await objects.abort_upload(
-        session, cloud=cloud, access=access, bucket_id=bucket_id, upload_id=upload_id
+        session, ctx=ctx, cloud=cloud, access=access, bucket_id=bucket_id, upload_id=upload_id
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -39,6 +39,15 @@ _VERBS = {
     "transfer_ownership": "transferred the ownership of",
 }
 
+# Object actions (``object.*``) are audited on their bucket; they read by their key.
+_OBJECT_VERBS = {
+    "delete": "deleted",
+    "copy": "copied an object to",
+    "upload_begin": "began uploading",
+    "upload_complete": "uploaded",
+    "upload_abort": "aborted the upload of",
+}
+
 LARIBA = Actor(type="system", id=None, label="lariba")
 
 
@@ -55,8 +64,17 @@ def audit_summary(event: AuditEvent) -> str:
     target = " ".join(
         part for part in (event.target_type, _target_name(event) or event.target_id) if part
     )
-    verb = _VERBS.get(event.action.rsplit(".", 1)[-1])
-    if verb is None:
+    family, _, last = event.action.rpartition(".")
+    key = event.details.get("key")
+    verb = _VERBS.get(last)
+    if family == "object" and isinstance(key, str):
+        if last == "presign":
+            reading = event.details.get("method") == "GET"
+            object_verb = "got a download link for" if reading else "got an upload link for"
+        else:
+            object_verb = _OBJECT_VERBS.get(last, event.action)
+        line = f"{who} {object_verb} {key} in {target}"
+    elif verb is None:
         line = f"{who}: {event.action}" + (f" on {target}" if target else "")
     else:
         line = f"{who} {verb} {target}".rstrip()
