@@ -165,8 +165,9 @@ def _invitation_message(
     message["To"] = to
     message.set_content(
         f"{inviter} invited you to join the project {project_name} as {role}.\n\n"
-        f"To accept, log in to Lariba Cloud as {to} and POST to:\n"
-        f"{accept_url(settings, token)}\n\n"
+        f"To accept, open this page and sign in as {to} (or create that account):\n"
+        f"{settings.base_url}/invitations/{token}\n\n"
+        f"With the API, logged in as {to}: POST {accept_url(settings, token)}\n\n"
         f"Invitation token: {token}\n\n"
         f"The invitation expires at {expires_at.isoformat()}. If you did not expect it, "
         "ignore this e-mail.\n"
