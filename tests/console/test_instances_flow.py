@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from playwright.sync_api import Page, expect
 
@@ -36,12 +37,28 @@ def test_create_instance_and_watch_it_run_then_stop(
     # The status changed in place: the same document, never reloaded.
     assert page.evaluate("window.__sameDocument === true")
     screenshot(page, "instance-detail")
+    instance_url = page.url
 
+    # The script's output, once the sandboxed shell has printed it.
+    page.get_by_role("link", name="Console output").click()
+    deadline = time.monotonic() + 20
+    while "hello from web-1" not in page.locator("pre.console").inner_text():
+        assert time.monotonic() < deadline, page.locator("pre.console").inner_text()
+        time.sleep(0.5)
+        page.reload()
+
+    page.goto(instance_url)
     page.get_by_role("button", name="Stop").click()
     expect(heading).to_contain_text("stopped", timeout=30_000)
 
-    page.get_by_role("link", name="Console output").click()
-    expect(page.locator("pre.console")).to_contain_text("hello from web-1")
+    labels = page.get_by_role("textbox", name="Labels")
+    labels.fill("Not Valid=x")
+    page.get_by_role("button", name="Save labels").click()
+    expect(page.get_by_role("textbox", name="Labels")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#labels-error")).to_be_visible()
+    page.get_by_role("textbox", name="Labels").fill("env=prod, team=web")
+    page.get_by_role("button", name="Save labels").click()
+    expect(page.locator(".facts")).to_contain_text("env=prod")
 
     page.get_by_role("link", name="Instances").first.click()
     row = page.get_by_role("row", name=re.compile("web-1"))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -15,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 
 from lariba.console.api import ApiProblem
 from lariba.console.session import CsrfRefused, LoginRequired, SignedIn, Visitor
+from lariba.core.settings import ProviderName, Settings
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -40,10 +42,16 @@ def _when(value: str | datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _money(value: str | float | int | None) -> str:
+def money(value: str | Decimal | float | None) -> str:
+    """Dollars; under a cent, to the micro-dollar (a young project's cost, an hour of the
+    smallest size), never a misleading $0.00."""
     if value is None:
         return "—"
-    return f"${float(value):,.2f}"
+    # Eight places: the API's six, and chart ticks between them, without float noise.
+    amount = Decimal(str(value)).quantize(Decimal("1e-8"))
+    if amount and abs(amount) < Decimal("0.01"):
+        return f"${amount.normalize():f}"
+    return f"${amount:,.2f}"
 
 
 def _with_query(request: Request, **changes: str | None) -> str:
@@ -61,7 +69,7 @@ def _choices(items: list[dict[str, Any]], value: str, text: str) -> list[tuple[s
 templates.env.filters["bytes"] = _bytes
 templates.env.filters["choices"] = _choices
 templates.env.filters["when"] = _when
-templates.env.filters["money"] = _money
+templates.env.filters["money"] = money
 templates.env.globals["with_query"] = _with_query
 
 
@@ -120,8 +128,32 @@ def render(
         name,
         {"visitor": visitor, "page": page, "errors": {}, "form": {}, **context},
         status_code=status_code,
-        headers={"Cache-Control": "no-store"},
+        headers=page_headers(request.app.state.settings),
     )
+
+
+def page_headers(settings: Settings) -> dict[str, str]:
+    """Headers of every console page. Pages may show secrets once: never cached. Only the
+    console's own scripts and styles run, it is never framed (clickjacking), and forms post
+    only to it. Browsers upload straight to the object store, so scripts may reach it."""
+    storage = "'self'"
+    if settings.provider is ProviderName.aws:
+        storage += " https://*.amazonaws.com"
+        if settings.aws_endpoint_url:
+            endpoint = urlsplit(settings.aws_endpoint_url)
+            storage += f" {endpoint.scheme}://{endpoint.netloc}"
+    policy = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src {storage}; form-action 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'; object-src 'none'"
+    )
+    return {
+        "Cache-Control": "no-store",
+        "Content-Security-Policy": policy,
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+    }
 
 
 def redirect(url: str) -> RedirectResponse:

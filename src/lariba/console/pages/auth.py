@@ -84,8 +84,8 @@ async def login(request: Request) -> Response:
 
 
 @router.get("/signup", response_class=HTMLResponse)
-async def signup_form(request: Request) -> HTMLResponse:
-    return render(request, "auth/signup.html")
+async def signup_form(request: Request, next_: Next = "/projects") -> HTMLResponse:
+    return render(request, "auth/signup.html", form={"next": _safe_next(next_)})
 
 
 @router.post("/signup")
@@ -97,7 +97,7 @@ async def signup(request: Request) -> Response:
         body["display_name"] = values["display_name"]
     try:
         await ConsoleApi(request, token=None).post("/v1/auth/signup", body)
-        return await _log_in(request, {**values, "next": "/projects"})
+        return await _log_in(request, values)
     except ApiProblem as problem:
         errors = problem.field_errors() or {"form": problem.detail}
         if problem.code == "email_taken" or problem.status == 409:

@@ -121,58 +121,70 @@ async def create_instance(request: Request, page: InProject) -> Response:
     return redirect(f"/projects/{page.id}/instances/{operation['resource']['id']}")
 
 
-async def _detail(page: ProjectPage, instance_id: uuid.UUID) -> dict[str, Any]:
+async def _detail_page(
+    request: Request,
+    page: ProjectPage,
+    instance_id: uuid.UUID,
+    *,
+    problem: ApiProblem | None = None,
+    form: dict[str, str] | None = None,
+) -> Response:
+    """The instance's page; after a refused change, with the API's message (next to the
+    form's field when it names one) and its status."""
+    if problem is not None and problem.status in (403, 404):
+        raise problem
     instance = await page.api.get(_instance_path(page, instance_id))
     operations = (await page.api.get(_instance_path(page, instance_id, "/operations")))["items"]
-    running = [op for op in operations if op["status"] in ("pending", "running")]
-    return {"instance": instance, "operations": operations[-10:][::-1], "running": running}
-
-
-@router.get("/projects/{project_id}/instances/{instance_id}", response_class=HTMLResponse)
-async def instance(request: Request, page: InProject, instance_id: uuid.UUID) -> Response:
-    detail = await _detail(page, instance_id)
-    sizes = (await page.api.get("/v1/catalog/sizes"))["items"]
+    errors = problem.field_errors() if problem else {}
     return render(
         request,
         "instances/detail.html",
         page=page,
-        sizes=sizes,
+        instance=instance,
+        operations=operations[-10:][::-1],
+        running=[op for op in operations if op["status"] in ("pending", "running")],
+        sizes=(await page.api.get("/v1/catalog/sizes"))["items"],
         actions=ACTIONS,
-        **detail,
+        form=form or {},
+        errors=errors,
+        action_error=problem.detail if problem and not errors else None,
+        status_code=problem.status if problem else 200,
     )
+
+
+@router.get("/projects/{project_id}/instances/{instance_id}", response_class=HTMLResponse)
+async def instance(request: Request, page: InProject, instance_id: uuid.UUID) -> Response:
+    return await _detail_page(request, page, instance_id)
 
 
 async def _change(
     request: Request, page: ProjectPage, instance_id: uuid.UUID, action: str, body: Any = None
 ) -> Response:
-    detail_url = f"/projects/{page.id}/instances/{instance_id}"
     try:
         if action == "delete":
             await page.api.delete(_instance_path(page, instance_id))
         else:
             await page.api.post(_instance_path(page, instance_id, f"/{action}"), body)
     except ApiProblem as problem:
-        if problem.status in (403, 404):
-            raise
-        detail = await _detail(page, instance_id)
-        sizes = (await page.api.get("/v1/catalog/sizes"))["items"]
-        return render(
-            request,
-            "instances/detail.html",
-            page=page,
-            sizes=sizes,
-            actions=ACTIONS,
-            action_error=problem.detail,
-            status_code=problem.status,
-            **detail,
-        )
-    return redirect(detail_url)
+        return await _detail_page(request, page, instance_id, problem=problem)
+    return redirect(f"/projects/{page.id}/instances/{instance_id}")
 
 
 @router.post("/projects/{project_id}/instances/{instance_id}/resize")
 async def resize(request: Request, page: InProject, instance_id: uuid.UUID) -> Response:
     values = await form_values(request)
     return await _change(request, page, instance_id, "resize", {"size": values.get("size", "")})
+
+
+@router.post("/projects/{project_id}/instances/{instance_id}/labels")
+async def relabel(request: Request, page: InProject, instance_id: uuid.UUID) -> Response:
+    values = await form_values(request)
+    body = {"labels": labels_from_text(values.get("labels", ""))}
+    try:
+        await page.api.patch(_instance_path(page, instance_id), body)
+    except ApiProblem as problem:
+        return await _detail_page(request, page, instance_id, problem=problem, form=values)
+    return redirect(f"/projects/{page.id}/instances/{instance_id}")
 
 
 @router.post("/projects/{project_id}/instances/{instance_id}/{action}")

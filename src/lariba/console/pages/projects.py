@@ -59,3 +59,54 @@ async def overview(request: Request, page: InProject) -> Response:
         quotas=quotas,
         activity=activity,
     )
+
+
+@router.get("/projects/{project_id}/settings", response_class=HTMLResponse)
+async def settings(request: Request, page: InProject) -> Response:
+    return render(request, "projects/settings.html", page=page, form=page.project)
+
+
+@router.post("/projects/{project_id}/settings")
+async def update_project(request: Request, page: InProject) -> Response:
+    values = await form_values(request)
+    body = {"name": values.get("name", ""), "description": values.get("description") or None}
+    try:
+        await page.api.patch(page.path(), body)
+    except ApiProblem as problem:
+        return render(
+            request,
+            "projects/settings.html",
+            page=page,
+            form=values,
+            errors=problem.field_errors() or {"form": problem.detail},
+            status_code=problem.status,
+        )
+    return redirect(f"/projects/{page.id}/settings")
+
+
+@router.post("/projects/{project_id}/delete")
+async def delete_project(request: Request, page: InProject) -> Response:
+    values = await form_values(request)
+    if values.get("confirm_name") != page.project["name"]:
+        return render(
+            request,
+            "projects/settings.html",
+            page=page,
+            form=page.project,
+            errors={"confirm_name": "Type the project's name exactly to delete it."},
+            status_code=422,
+        )
+    try:
+        await page.api.delete(page.path())
+    except ApiProblem as problem:
+        if problem.status in (403, 404):
+            raise
+        return render(
+            request,
+            "projects/settings.html",
+            page=page,
+            form=page.project,
+            errors={"confirm_name": problem.detail},
+            status_code=problem.status,
+        )
+    return redirect("/projects")

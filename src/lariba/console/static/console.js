@@ -11,25 +11,28 @@ document.querySelectorAll("[data-autosubmit]").forEach((select) => {
   select.addEventListener("change", () => select.form.submit());
 });
 
-// Ask before destructive actions.
-document.querySelectorAll("form[data-confirm]").forEach((form) => {
-  form.addEventListener("submit", (event) => {
-    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
-  });
+// Ask before destructive actions (listening on the document, so that forms a live
+// region brings in ask too).
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+    event.preventDefault();
+  }
 });
 
-// Copy buttons: data-copy holds the text, or data-copy-from the id of an element holding it.
-document.querySelectorAll("[data-copy], [data-copy-from]").forEach((button) => {
-  button.addEventListener("click", async () => {
-    const source = button.dataset.copyFrom && document.getElementById(button.dataset.copyFrom);
-    const text = source ? (source.value || source.textContent) : button.dataset.copy;
-    try {
-      await navigator.clipboard.writeText(text.trim());
-      button.textContent = "Copied";
-    } catch (error) {
-      button.textContent = "Copy failed: select and copy by hand";
-    }
-  });
+// Copy buttons: data-copy holds the text, or data-copy-from the id of an element holding
+// it (listening on the document, so that buttons a live region brings in work too).
+document.addEventListener("click", async (event) => {
+  const button = event.target instanceof Element && event.target.closest("[data-copy], [data-copy-from]");
+  if (!button) return;
+  const source = button.dataset.copyFrom && document.getElementById(button.dataset.copyFrom);
+  const text = source ? (source.value || source.textContent) : button.dataset.copy;
+  try {
+    await navigator.clipboard.writeText(text.trim());
+    button.textContent = "Copied";
+  } catch (error) {
+    button.textContent = "Copy failed: select and copy by hand";
+  }
 });
 
 // Live regions: on each event of the project, fetch this page again and swap the
