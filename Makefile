@@ -6,13 +6,19 @@ UV_VERSION := 0.13.8
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run install test lint format bench clean
+.PHONY: run install test browser lint format bench clean
 
 run: install ## Run Lariba Cloud on http://127.0.0.1:8000 (embedded PostgreSQL, no configuration)
 	$(UV) run --frozen lariba serve
 
-test: install ## Run the test suite
+test: install browser ## Run the test suite
 	$(UV) run --frozen pytest
+
+browser: ## Debian's Chromium, driven by the console's browser tests (installed when missing)
+	@if [ -z "$$LARIBA_TEST_CHROMIUM" ] && ! command -v chromium >/dev/null; then \
+	    echo "Installing Debian's chromium for the console's browser tests"; \
+	    $$([ "$$(id -u)" = 0 ] || echo sudo) sh -c 'apt-get update -qq && apt-get install -y -qq chromium'; \
+	fi
 
 lint: install ## ruff (lint + format check) and mypy
 	$(UV) run --frozen ruff check src tests bench

@@ -8,6 +8,7 @@ from fastapi.staticfiles import StaticFiles
 from lariba.console.pages import (
     account,
     admin,
+    alerts,
     auth,
     buckets,
     databases,
@@ -17,12 +18,13 @@ from lariba.console.pages import (
     monitoring,
     projects,
     usage,
+    webhooks,
 )
 from lariba.console.rendering import HERE, install_console_errors
 from lariba.console.session import AccessTokens
 
-router = APIRouter(include_in_schema=False)
-for pages in (
+# Each module's router holds its pages (tests walk them to cover every page).
+PAGE_MODULES = (
     auth,
     account,
     admin,
@@ -32,9 +34,13 @@ for pages in (
     buckets,
     databases,
     usage,
+    alerts,
+    webhooks,
     monitoring,
     events,
-):
+)
+router = APIRouter(include_in_schema=False)
+for pages in PAGE_MODULES:
     router.include_router(pages.router)
 
 
