@@ -25,7 +25,11 @@ def aws_provider(endpoint: str) -> Provider:
         compute=AwsCompute(
             catalog=load_catalog("aws"), endpoint_url=endpoint, session=dummy_session()
         ),
-        storage=AwsStorage(endpoint_url=endpoint, session=dummy_session()),
+        storage=AwsStorage(
+            endpoint_url=endpoint,
+            session=dummy_session(),
+            console_origin="https://cloud.example.com",
+        ),
     )
 
 
@@ -70,6 +74,11 @@ async def test_new_bucket_is_private_encrypted_and_tagged(
             "lariba:name": "private-data",
         }
         assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
+        # Only the web console's origin may send the browser uploads to presigned URLs.
+        (cors,) = s3.get_bucket_cors(Bucket=name)["CORSRules"]
+        assert cors["AllowedOrigins"] == ["https://cloud.example.com"]
+        assert sorted(cors["AllowedMethods"]) == ["GET", "HEAD", "PUT"]
+        assert cors["ExposeHeaders"] == ["ETag"]
         # The URL points at S3 itself, not at Lariba.
         signed = await presign(client, user, pid, bid, key="a.txt", method="GET")
         assert signed.json()["url"].startswith(f"{moto_endpoint}/{name}/a.txt?")

@@ -17,7 +17,6 @@ from base64 import urlsafe_b64encode
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from fastapi import Depends, Request, Response
 
@@ -83,10 +82,7 @@ def cookie_is_secure(request: Request) -> bool:
 
 def _own_origins(request: Request) -> set[str]:
     settings: Settings = request.app.state.settings
-    origins = {f"{request.url.scheme}://{request.url.netloc}"}
-    public = urlsplit(settings.base_url)
-    origins.add(f"{public.scheme}://{public.netloc}")
-    return origins
+    return {f"{request.url.scheme}://{request.url.netloc}", settings.console_origin}
 
 
 def check_origin(request: Request) -> None:

@@ -9,6 +9,7 @@ from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,7 +60,10 @@ class Settings(BaseSettings):
     )
     public_url: str | None = Field(
         default=None,
-        description="Base URL users reach Lariba at (links in e-mails). Default http://host:port.",
+        description=(
+            "Base URL users reach Lariba at: links in e-mails, the web console's origin "
+            "(checked on its forms, allowed by S3 buckets' CORS rule). Default http://host:port."
+        ),
     )
     secret_key: SecretStr | None = Field(
         default=None,
@@ -387,6 +391,12 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def console_origin(self) -> str:
+        """The web console's origin (scheme, host, port), as browsers send it."""
+        public = urlsplit(self.base_url)
+        return f"{public.scheme}://{public.netloc}"
 
     @cached_property
     def master_key(self) -> bytes:

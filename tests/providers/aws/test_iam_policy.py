@@ -33,6 +33,7 @@ S3_ACTIONS: dict[str, set[str]] = {
     "list_multipart_uploads": {"s3:ListBucketMultipartUploads"},
     "list_object_versions": {"s3:ListBucketVersions"},
     "list_objects_v2": {"s3:ListBucket"},
+    "put_bucket_cors": {"s3:PutBucketCORS"},
     "put_bucket_encryption": {"s3:PutEncryptionConfiguration"},
     "put_bucket_tagging": {"s3:PutBucketTagging"},
     "put_bucket_versioning": {"s3:PutBucketVersioning"},

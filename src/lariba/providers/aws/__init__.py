@@ -31,6 +31,7 @@ def aws_provider(settings: Settings) -> Provider:
             connect_timeout_seconds=settings.aws_connect_timeout_seconds,
             read_timeout_seconds=settings.aws_read_timeout_seconds,
             max_attempts=settings.aws_max_attempts,
+            console_origin=settings.console_origin,
         ),
         database=AwsDatabases(
             catalog=load_catalog("aws", settings.catalog_file),

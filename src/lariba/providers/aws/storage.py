@@ -91,7 +91,9 @@ class AwsStorage:
         connect_timeout_seconds: float = CONNECT_TIMEOUT_SECONDS,
         read_timeout_seconds: float = READ_TIMEOUT_SECONDS,
         max_attempts: int = MAX_ATTEMPTS,
+        console_origin: str | None = None,
     ) -> None:
+        self._console_origin = console_origin
         self._clients: RegionalClients[S3Client] = RegionalClients(
             "s3",
             session=session,
@@ -160,6 +162,26 @@ class AwsStorage:
                 },
             )
         )
+        if self._console_origin:
+            # The web console's uploads go from the browser straight to presigned URLs:
+            # S3 must let that one origin send them (the signature still decides).
+            origin = self._console_origin
+            await _s3(
+                lambda: s3.put_bucket_cors(
+                    Bucket=name,
+                    CORSConfiguration={
+                        "CORSRules": [
+                            {
+                                "AllowedOrigins": [origin],
+                                "AllowedMethods": ["GET", "HEAD", "PUT"],
+                                "AllowedHeaders": ["*"],
+                                "ExposeHeaders": ["ETag"],
+                                "MaxAgeSeconds": 3600,
+                            }
+                        ]
+                    },
+                )
+            )
         if spec.versioning:
             await self.set_versioning(region=spec.region, provider_id=name, enabled=True)
         return await self.describe_bucket(region=spec.region, provider_id=name)
