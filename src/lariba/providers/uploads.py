@@ -74,6 +74,8 @@ async def receive(
     batched = 0
 
     written = synced = 0
+    # The write-back in progress: the disk catches up while the body keeps streaming in.
+    syncing: asyncio.Future[None] | None = None
 
     def digest(data: bytes) -> None:
         md5.update(data)
@@ -81,19 +83,26 @@ async def receive(
             sha.update(data)
 
     def write(data: bytes) -> None:
-        nonlocal written, synced
+        nonlocal written
         sink.write(data)
         written += len(data)
-        if sync_every is not None and written - synced >= sync_every:
-            # Write back as we go, so the fsync that seals the object has little left.
-            sink.flush()
-            os.fdatasync(sink.fileno())
-            synced = written
 
     async def flush(chunks: list[bytes]) -> None:
+        nonlocal syncing, synced
         # Hashing and writing release the GIL: side by side, in two threads.
         data = b"".join(chunks)
         await asyncio.gather(asyncio.to_thread(digest, data), asyncio.to_thread(write, data))
+        if sync_every is None or written - synced < sync_every:
+            return
+        if syncing is not None:
+            if not syncing.done():
+                return  # the disk is still busy with the last one; the next batch asks again
+            await syncing  # its error, if it had one
+        # Write back as we go, so the fsync that seals the object has little left. In a
+        # thread of its own, not waited for: waiting stalled the socket once per sync.
+        sink.flush()
+        synced = written
+        syncing = asyncio.ensure_future(asyncio.to_thread(os.fdatasync, sink.fileno()))
 
     # One batch is hashed and written while the next is received.
     writing: asyncio.Future[None] | None = None
@@ -113,11 +122,16 @@ async def receive(
                     await writing
                 writing = asyncio.ensure_future(flush(batch))
                 batch, batched = [], 0
-    finally:
         if writing is not None:
             await writing
-    if batch:
-        await flush(batch)
+        if batch:
+            await flush(batch)
+    finally:
+        for pending in (writing, syncing):
+            if pending is not None and not pending.done():
+                await asyncio.wait([pending])
+    if syncing is not None:
+        await syncing
     if declared is not None and size != declared:
         raise PermanentProviderError(
             f"the body ended after {size} of {declared} bytes", code="IncompleteBody"
