@@ -1,0 +1,231 @@
+"""``Client``: the Lariba Cloud API from ordinary (blocking) Python code."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+import httpx
+
+from lariba.client import api
+from lariba.client.models import FirewallRule, Instance, Operation, Project, Tokens, User
+from lariba.client.session import Call, Flow, Session
+from lariba.client.transport import (
+    DEFAULT_TIMEOUT_SECONDS,
+    USER_AGENT,
+    http_request,
+    unreachable,
+)
+
+T = TypeVar("T")
+
+
+class Client:
+    """A connection to Lariba Cloud at ``base_url``, authenticated with ``token`` (an
+    access token or an ``lrb_...`` API key, with its ``refresh_token`` if you have one) or
+    by logging in with ``email``/``password`` (and ``otp`` for two-factor accounts) on the
+    first call that needs it."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        refresh_token: str | None = None,
+        email: str | None = None,
+        password: str | None = None,
+        otp: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._session = Session(
+            token=token, refresh_token=refresh_token, email=email, password=password, otp=otp
+        )
+        self._http = httpx.Client(
+            base_url=base_url,
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": USER_AGENT},
+        )
+        self.projects = Projects(self)
+
+    @property
+    def tokens(self) -> Tokens | None:
+        """The tokens in use (after a login or refresh, the new ones); None before login."""
+        return self._session.tokens
+
+    def log_in(self) -> Tokens:
+        """Logs in with the client's email and password now rather than on first use."""
+        return self._run(self._session.log_in())
+
+    def sign_up(self, *, email: str, password: str, display_name: str | None = None) -> User:
+        """Creates an account (needs no credentials)."""
+        return self._run(
+            api.sign_up(self._session, email=email, password=password, display_name=display_name)
+        )
+
+    def me(self) -> User:
+        return self._run(api.me(self._session))
+
+    def instances(self, project_id: str) -> Instances:
+        return Instances(self, project_id)
+
+    def operations(self, project_id: str) -> Operations:
+        return Operations(self, project_id)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _run(self, flow: Flow[T]) -> T:
+        reply: httpx.Response | None = None
+        try:
+            while True:
+                step = flow.send(reply)
+                if isinstance(step, Call):
+                    reply = self._send(step)
+                else:
+                    time.sleep(step.seconds)
+                    reply = None
+        except StopIteration as stop:
+            return cast(T, stop.value)
+        finally:
+            # A flow cut short by a transport error still runs its cleanup (a refresh
+            # in progress is released).
+            flow.close()
+
+    def _send(self, call: Call) -> httpx.Response:
+        try:
+            return self._http.send(http_request(self._http, call))
+        except httpx.TransportError as exc:
+            raise unreachable(self._http, exc) from exc
+
+
+class Projects:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._calls = api.ProjectCalls(client._session)
+
+    def list(self) -> list[Project]:
+        return self._client._run(self._calls.list())
+
+    def create(self, name: str, description: str | None = None) -> Project:
+        return self._client._run(self._calls.create(name, description))
+
+    def get(self, project_id: str) -> Project:
+        return self._client._run(self._calls.get(project_id))
+
+    def delete(self, project_id: str) -> None:
+        self._client._run(self._calls.delete(project_id))
+
+
+class Instances:
+    """The instances of one project."""
+
+    def __init__(self, client: Client, project_id: str) -> None:
+        self._client = client
+        self._calls = api.InstanceCalls(client._session, project_id)
+
+    def list(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        label: str | Iterable[str] | None = None,
+        page_size: int | None = None,
+    ) -> list[Instance]:
+        """Every matching instance (all pages). ``label`` is ``key=value`` or ``key``."""
+        return self._client._run(self._calls.list(status=status, label=label, page_size=page_size))
+
+    def create(
+        self,
+        *,
+        name: str,
+        size: str,
+        image: str,
+        region: str | None = None,
+        user_data: str | None = None,
+        ssh_public_key: str | None = None,
+        firewall: Iterable[FirewallRule] = (),
+        public_ip: bool = False,
+        labels: Mapping[str, str] | None = None,
+        idempotency_key: str | uuid.UUID | None = None,
+    ) -> Operation:
+        """Starts creating an instance; the operation's ``resource_id`` is its id."""
+        return self._client._run(
+            self._calls.create(
+                name=name,
+                size=size,
+                image=image,
+                region=region,
+                user_data=user_data,
+                ssh_public_key=ssh_public_key,
+                firewall=firewall,
+                public_ip=public_ip,
+                labels=labels,
+                idempotency_key=str(idempotency_key) if idempotency_key else None,
+            )
+        )
+
+    def get(self, instance_id: str) -> Instance:
+        return self._client._run(self._calls.get(instance_id))
+
+    def start(self, instance_id: str) -> Operation:
+        return self._action(instance_id, "start")
+
+    def stop(self, instance_id: str) -> Operation:
+        return self._action(instance_id, "stop")
+
+    def reboot(self, instance_id: str) -> Operation:
+        return self._action(instance_id, "reboot")
+
+    def resize(self, instance_id: str, size: str) -> Operation:
+        return self._action(instance_id, "resize", {"size": size})
+
+    def delete(self, instance_id: str) -> Operation:
+        return self._client._run(self._calls.delete(instance_id))
+
+    def console(self, instance_id: str) -> str:
+        return self._client._run(self._calls.console(instance_id))
+
+    def _action(self, instance_id: str, action: str, body: Any = None) -> Operation:
+        return self._client._run(self._calls.action(instance_id, action, body))
+
+
+class Operations:
+    """The operations of one project."""
+
+    def __init__(self, client: Client, project_id: str) -> None:
+        self._client = client
+        self._calls = api.OperationCalls(client._session, project_id)
+
+    def get(self, operation_id: str) -> Operation:
+        return self._client._run(self._calls.get(operation_id))
+
+    def wait(
+        self,
+        operation: Operation | str,
+        *,
+        timeout: float = 300,
+        poll: float = 1.0,
+        on_progress: api.ProgressCallback | None = None,
+    ) -> Operation:
+        """Polls every ``poll`` seconds until the operation succeeds and returns it; raises
+        ``OperationFailed`` if it fails, ``OperationTimeout`` after ``timeout`` seconds.
+        ``on_progress`` is called with the operation whenever its status or progress
+        changes."""
+        return self._client._run(
+            self._calls.wait(operation, timeout=timeout, poll=poll, on_progress=on_progress)
+        )
