@@ -6,7 +6,6 @@ viewer gets no buttons that change anything."""
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 import psycopg
@@ -23,22 +22,12 @@ from tests.fixtures.console import (
 def _available_database(
     server: ConsoleServer, token: str, project_id: str, name: str
 ) -> dict[str, Any]:
-    with server.api(token) as api:
-        created = api.post(
-            f"/v1/projects/{project_id}/databases",
-            json={"name": name, "size": "small", "storage_gb": 1},
-        )
-        assert created.status_code == 202, created.text
-        database_id = created.json()["resource"]["id"]
-        deadline = time.monotonic() + 30
-        while True:
-            database: dict[str, Any] = api.get(
-                f"/v1/projects/{project_id}/databases/{database_id}"
-            ).json()
-            if database["status"] == "available":
-                return database
-            assert time.monotonic() < deadline, database
-            time.sleep(0.2)
+    return server.create(
+        token,
+        f"/v1/projects/{project_id}/databases",
+        {"name": name, "size": "small", "storage_gb": 1},
+        until="available",
+    )
 
 
 def test_create_a_database_watch_it_become_available_and_connect_with_the_revealed_string(

@@ -5,7 +5,6 @@ cookie is locked down."""
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from typing import Any
 
@@ -22,22 +21,12 @@ from tests.fixtures.console import (
 
 
 def _running_instance(server: ConsoleServer, token: str, project_id: str) -> dict[str, Any]:
-    with server.api(token) as api:
-        created = api.post(
-            f"/v1/projects/{project_id}/instances",
-            json={"name": "web-1", "size": "nano", "image": "shell", "user_data": "sleep 600"},
-        )
-        assert created.status_code == 202, created.text
-        instance_id = created.json()["resource"]["id"]
-        deadline = time.monotonic() + 30
-        while True:
-            instance: dict[str, Any] = api.get(
-                f"/v1/projects/{project_id}/instances/{instance_id}"
-            ).json()
-            if instance["status"] == "running":
-                return instance
-            assert time.monotonic() < deadline, instance
-            time.sleep(0.2)
+    return server.create(
+        token,
+        f"/v1/projects/{project_id}/instances",
+        {"name": "web-1", "size": "nano", "image": "shell", "user_data": "sleep 600"},
+        until="running",
+    )
 
 
 def _stop(server: ConsoleServer, token: str, project_id: str, instance_id: str) -> None:
