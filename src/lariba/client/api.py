@@ -22,6 +22,12 @@ def _repeated(name: str, values: str | Iterable[str] | None) -> tuple[tuple[str,
     return tuple((name, value) for value in values)
 
 
+def operation(session: Session, call: Call) -> Flow[Operation]:
+    """The operation a change answers with."""
+    response = yield from session.request(call)
+    return Operation.from_json(response.json())
+
+
 def sign_up(session: Session, *, email: str, password: str, display_name: str | None) -> Flow[User]:
     body: dict[str, Any] = {"email": email, "password": password}
     if display_name is not None:
@@ -101,7 +107,11 @@ class InstanceCalls:
         optional = {"region": region, "user_data": user_data, "ssh_public_key": ssh_public_key}
         body.update({key: value for key, value in optional.items() if value is not None})
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return (yield from self._operation(Call("POST", self._path, json=body, headers=headers)))
+        return (
+            yield from operation(
+                self._session, Call("POST", self._path, json=body, headers=headers)
+            )
+        )
 
     def get(self, instance_id: str) -> Flow[Instance]:
         response = yield from self._session.request(Call("GET", f"{self._path}/{instance_id}"))
@@ -110,13 +120,13 @@ class InstanceCalls:
     def action(self, instance_id: str, action: str, body: Any = None) -> Flow[Operation]:
         """start, stop, reboot or resize (with ``body``)."""
         return (
-            yield from self._operation(
-                Call("POST", f"{self._path}/{instance_id}/{action}", json=body)
+            yield from operation(
+                self._session, Call("POST", f"{self._path}/{instance_id}/{action}", json=body)
             )
         )
 
     def delete(self, instance_id: str) -> Flow[Operation]:
-        return (yield from self._operation(Call("DELETE", f"{self._path}/{instance_id}")))
+        return (yield from operation(self._session, Call("DELETE", f"{self._path}/{instance_id}")))
 
     def console(self, instance_id: str) -> Flow[str]:
         response = yield from self._session.request(
@@ -124,10 +134,6 @@ class InstanceCalls:
         )
         output: str = response.json()["output"]
         return output
-
-    def _operation(self, call: Call) -> Flow[Operation]:
-        response = yield from self._session.request(call)
-        return Operation.from_json(response.json())
 
 
 class OperationCalls:

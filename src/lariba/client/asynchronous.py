@@ -10,11 +10,25 @@ from typing import Any, TypeVar, cast
 
 import httpx
 
-from lariba.client import api
-from lariba.client.models import FirewallRule, Instance, Operation, Project, Tokens, User
-from lariba.client.session import Call, Flow, Session
+from lariba.client import api, databases, storage
+from lariba.client.models import (
+    Bucket,
+    Database,
+    DatabaseCreation,
+    DatabaseCredentials,
+    FirewallRule,
+    Instance,
+    Listing,
+    Operation,
+    Project,
+    StoredObject,
+    Tokens,
+    User,
+)
+from lariba.client.session import Call, Download, Flow, Pause, Session, Step
 from lariba.client.transport import (
     DEFAULT_TIMEOUT_SECONDS,
+    DOWNLOAD_CHUNK_BYTES,
     USER_AGENT,
     http_request,
     unreachable,
@@ -76,6 +90,15 @@ class AsyncClient:
     def operations(self, project_id: str) -> AsyncOperations:
         return AsyncOperations(self, project_id)
 
+    def buckets(self, project_id: str) -> AsyncBuckets:
+        return AsyncBuckets(self, project_id)
+
+    def objects(self, project_id: str, bucket_id: str) -> AsyncObjects:
+        return AsyncObjects(self, project_id, bucket_id)
+
+    def databases(self, project_id: str) -> AsyncDatabases:
+        return AsyncDatabases(self, project_id)
+
     async def close(self) -> None:
         await self._http.aclose()
 
@@ -92,26 +115,44 @@ class AsyncClient:
 
     async def _run(self, flow: Flow[T]) -> T:
         reply: httpx.Response | None = None
+        failure: Exception | None = None
         try:
             while True:
-                step = flow.send(reply)
-                if isinstance(step, Call):
-                    reply = await self._send(step)
-                else:
-                    await asyncio.sleep(step.seconds)
-                    reply = None
+                step = flow.send(reply) if failure is None else flow.throw(failure)
+                reply, failure = None, None
+                try:
+                    reply = await self._carry_out(step)
+                except Exception as exc:
+                    # The flow decides: it may clean up (abort an upload) before raising.
+                    failure = exc
         except StopIteration as stop:
             return cast(T, stop.value)
         finally:
-            # A flow cut short by a transport error still runs its cleanup (a refresh
+            # A flow cut short (interrupted, cancelled) still runs its cleanup (a refresh
             # in progress is released).
             flow.close()
 
-    async def _send(self, call: Call) -> httpx.Response:
+    async def _carry_out(self, step: Step) -> httpx.Response | None:
+        if isinstance(step, Pause):
+            await asyncio.sleep(step.seconds)
+            return None
+        call = step.call if isinstance(step, Download) else step
         try:
-            return await self._http.send(http_request(self._http, call))
+            request = http_request(self._http, call)
+            if isinstance(step, Call):
+                return await self._http.send(request)
+            response = await self._http.send(request, stream=True)
+            try:
+                if response.is_error:
+                    await response.aread()
+                else:
+                    async for chunk in response.aiter_bytes(DOWNLOAD_CHUNK_BYTES):
+                        step.write(chunk)
+            finally:
+                await response.aclose()
+            return response
         except httpx.TransportError as exc:
-            raise unreachable(self._http, exc) from exc
+            raise unreachable(self._http, call, exc) from exc
 
 
 class AsyncProjects:
@@ -231,4 +272,140 @@ class AsyncOperations:
         changes."""
         return await self._client._run(
             self._calls.wait(operation, timeout=timeout, poll=poll, on_progress=on_progress)
+        )
+
+
+class AsyncBuckets:
+    """The buckets of one project."""
+
+    def __init__(self, client: AsyncClient, project_id: str) -> None:
+        self._client = client
+        self._calls = storage.BucketCalls(client._session, project_id)
+
+    async def list(self) -> list[Bucket]:
+        return await self._client._run(self._calls.list())
+
+    async def create(
+        self,
+        name: str,
+        *,
+        region: str | None = None,
+        versioning: bool = False,
+        labels: Mapping[str, str] | None = None,
+    ) -> Operation:
+        """Starts creating a bucket; the operation's ``resource_id`` is its id."""
+        return await self._client._run(
+            self._calls.create(name, region=region, versioning=versioning, labels=labels)
+        )
+
+    async def get(self, bucket_id: str) -> Bucket:
+        return await self._client._run(self._calls.get(bucket_id))
+
+    async def delete(self, bucket_id: str, *, force: bool = False) -> Operation:
+        """Refused (``bucket_not_empty``) while it holds objects, unless ``force``."""
+        return await self._client._run(self._calls.delete(bucket_id, force=force))
+
+
+class AsyncObjects:
+    """The objects of one bucket."""
+
+    def __init__(self, client: AsyncClient, project_id: str, bucket_id: str) -> None:
+        self._client = client
+        self._calls = storage.ObjectCalls(client._session, project_id, bucket_id)
+
+    async def list(
+        self,
+        prefix: str | None = None,
+        delimiter: str | None = None,
+        *,
+        page_size: int | None = None,
+    ) -> Listing:
+        """Every object under ``prefix`` (all pages), in key order; with a ``delimiter``
+        (usually ``/``) deeper keys are rolled up into the listing's ``prefixes``."""
+        return await self._client._run(
+            self._calls.list(prefix=prefix, delimiter=delimiter, page_size=page_size)
+        )
+
+    async def head(self, key: str) -> StoredObject:
+        return await self._client._run(self._calls.head(key))
+
+    async def delete(self, key: str) -> None:
+        """Deleting a missing key succeeds."""
+        await self._client._run(self._calls.delete(key))
+
+    async def upload(
+        self,
+        key: str,
+        source: storage.Source,
+        *,
+        content_type: str | None = None,
+        part_size: int = storage.DEFAULT_PART_SIZE,
+        on_progress: storage.TransferProgress | None = None,
+    ) -> StoredObject:
+        """Uploads a path or seekable binary file (from its current position), in parts
+        of ``part_size`` bytes when it is bigger; ``on_progress(done, total)`` follows."""
+        return await self._client._run(
+            self._calls.upload(
+                key, source, content_type=content_type, part_size=part_size, on_progress=on_progress
+            )
+        )
+
+    async def download(
+        self,
+        key: str,
+        destination: storage.Destination,
+        *,
+        on_progress: storage.TransferProgress | None = None,
+    ) -> StoredObject:
+        """Streams the object to a path or binary file; ``on_progress(done, total)``."""
+        return await self._client._run(
+            self._calls.download(key, destination, on_progress=on_progress)
+        )
+
+
+class AsyncDatabases:
+    """The databases of one project."""
+
+    def __init__(self, client: AsyncClient, project_id: str) -> None:
+        self._client = client
+        self._calls = databases.DatabaseCalls(client._session, project_id)
+
+    async def list(self) -> list[Database]:
+        return await self._client._run(self._calls.list())
+
+    async def create(
+        self,
+        name: str,
+        *,
+        size: str,
+        storage_gb: int,
+        engine_version: str | None = None,
+        region: str | None = None,
+        deletion_protection: bool = False,
+        labels: Mapping[str, str] | None = None,
+    ) -> DatabaseCreation:
+        """Starts creating a database: the ``create`` operation, with the
+        ``credentials`` shown this once."""
+        return await self._client._run(
+            self._calls.create(
+                name,
+                size=size,
+                storage_gb=storage_gb,
+                engine_version=engine_version,
+                region=region,
+                deletion_protection=deletion_protection,
+                labels=labels,
+            )
+        )
+
+    async def get(self, database_id: str) -> Database:
+        return await self._client._run(self._calls.get(database_id))
+
+    async def reveal(self, database_id: str) -> DatabaseCredentials:
+        """Its connection details with the password (needs the ``admin`` role; audited)."""
+        return await self._client._run(self._calls.reveal(database_id))
+
+    async def delete(self, database_id: str, *, final_snapshot: bool = False) -> Operation:
+        return await self._client._run(
+            self._calls.delete(database_id, final_snapshot=final_snapshot)
         )

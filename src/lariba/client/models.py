@@ -3,8 +3,8 @@ from the API's JSON."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -201,4 +201,191 @@ class Operation:
             finished_at=_time(data.get("finished_at")),
             updated_at=_required_time(data["updated_at"]),
             params=dict(data.get("params") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """An object storage bucket. ``objects`` is None until the provider has been asked;
+    ``bytes`` is what counts against the project's storage quota."""
+
+    id: str
+    project_id: str
+    name: str
+    region: str
+    provider: str
+    status: str
+    status_reason: str | None
+    desired_state: str
+    versioning: bool
+    labels: Mapping[str, str]
+    objects: int | None
+    bytes: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Bucket:
+        return cls(
+            id=data["id"],
+            project_id=data["project_id"],
+            name=data["name"],
+            region=data["region"],
+            provider=data["provider"],
+            status=data["status"],
+            status_reason=data.get("status_reason"),
+            desired_state=data["desired_state"],
+            versioning=bool(data.get("versioning")),
+            labels=dict(data.get("labels") or {}),
+            objects=data.get("objects"),
+            bytes=int(data.get("bytes") or 0),
+            created_at=_required_time(data["created_at"]),
+            updated_at=_required_time(data["updated_at"]),
+            deleted_at=_time(data.get("deleted_at")),
+        )
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object in a bucket. ``etag`` is the MD5 of its bytes, or ``<md5>-<parts>`` for
+    a multipart upload."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime
+    content_type: str | None
+    metadata: Mapping[str, str]
+    checksum_sha256: str | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StoredObject:
+        return cls(
+            key=data["key"],
+            size=int(data["size"]),
+            etag=data["etag"],
+            last_modified=_required_time(data["last_modified"]),
+            content_type=data.get("content_type"),
+            metadata=dict(data.get("metadata") or {}),
+            checksum_sha256=data.get("checksum_sha256"),
+        )
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The objects under a prefix, in key order, and with a delimiter the common
+    ``prefixes`` ("folders") the rest rolled up into. Iterating it gives the objects."""
+
+    objects: tuple[StoredObject, ...]
+    prefixes: tuple[str, ...]
+
+    def __iter__(self) -> Iterator[StoredObject]:
+        return iter(self.objects)
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+
+@dataclass(frozen=True)
+class DatabaseEndpoint:
+    host: str | None
+    port: int | None
+    database: str
+    username: str
+
+
+@dataclass(frozen=True)
+class Database:
+    """A managed PostgreSQL database; its password is not here (see ``reveal``)."""
+
+    id: str
+    project_id: str
+    name: str
+    region: str
+    provider: str
+    engine_version: str
+    size: str
+    storage_gb: int
+    deletion_protection: bool
+    status: str
+    status_reason: str | None
+    desired_state: str
+    labels: Mapping[str, str]
+    endpoint: DatabaseEndpoint | None
+    restored_from_snapshot: str | None
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Database:
+        endpoint = data.get("endpoint")
+        return cls(
+            id=data["id"],
+            project_id=data["project_id"],
+            name=data["name"],
+            region=data["region"],
+            provider=data["provider"],
+            engine_version=data["engine_version"],
+            size=data["size"],
+            storage_gb=int(data["storage_gb"]),
+            deletion_protection=bool(data.get("deletion_protection")),
+            status=data["status"],
+            status_reason=data.get("status_reason"),
+            desired_state=data["desired_state"],
+            labels=dict(data.get("labels") or {}),
+            endpoint=DatabaseEndpoint(
+                host=endpoint.get("host"),
+                port=endpoint.get("port"),
+                database=endpoint["database"],
+                username=endpoint["username"],
+            )
+            if endpoint
+            else None,
+            restored_from_snapshot=data.get("restored_from_snapshot"),
+            created_at=_required_time(data["created_at"]),
+            updated_at=_required_time(data["updated_at"]),
+            deleted_at=_time(data.get("deleted_at")),
+        )
+
+
+@dataclass(frozen=True)
+class DatabaseCredentials:
+    """How to connect to a database. ``host``, ``port`` and ``uri`` (a libpq
+    ``postgresql://`` URI) are None until the database exists. The password is kept out
+    of ``repr()``, so that logging the record does not leak it."""
+
+    username: str
+    password: str = field(repr=False)
+    database: str
+    host: str | None
+    port: int | None
+    uri: str | None = field(repr=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DatabaseCredentials:
+        return cls(
+            username=data["username"],
+            password=data["password"],
+            database=data["database"],
+            host=data.get("host"),
+            port=data.get("port"),
+            uri=data.get("uri"),
+        )
+
+
+@dataclass(frozen=True)
+class DatabaseCreation(Operation):
+    """The ``create`` operation of a database, with the credentials the answer shows this
+    once (the ``uri`` only once the database exists: ``reveal`` it then)."""
+
+    credentials: DatabaseCredentials = field(kw_only=True)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DatabaseCreation:
+        operation = Operation.from_json(data)
+        return cls(
+            **{f.name: getattr(operation, f.name) for f in fields(Operation)},
+            credentials=DatabaseCredentials.from_json(data["credentials"]),
         )

@@ -1,6 +1,8 @@
-"""The client's protocol, free of I/O: every API call is a generator (a *flow*) that yields
-the HTTP requests (``Call``) and waits (``Pause``) it needs and returns the parsed result.
-``Client`` and ``AsyncClient`` only carry the steps out, so both behave the same.
+"""The client's protocol, free of network I/O: every API call is a generator (a *flow*)
+that yields the HTTP requests (``Call``), streamed downloads (``Download``) and waits
+(``Pause``) it needs and returns the parsed result. ``Client`` and ``AsyncClient`` only
+carry the steps out, so both behave the same; a transport error is thrown into the flow,
+so that it can clean up (abort an upload) before it ends.
 
 ``Session`` holds the credentials: it logs in with a password when asked to, adds the
 bearer token, refreshes an expired access token once and retries, and turns a failed
@@ -9,7 +11,7 @@ answer into a typed exception."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -26,15 +28,27 @@ _REFRESH_WAIT_SECONDS = 0.05
 
 @dataclass(frozen=True)
 class Call:
-    """One HTTP request, relative to the client's base URL."""
+    """One HTTP request, to a path relative to the client's base URL or to an absolute URL
+    (a presigned one, sent with ``authenticated=False``). ``content`` is a raw body."""
 
     method: str
     path: str
     params: tuple[tuple[str, str], ...] = ()
     json: Any = None
     form: Mapping[str, str] | None = None
+    content: bytes | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     authenticated: bool = True
+
+
+@dataclass(frozen=True)
+class Download:
+    """A request whose successful answer's body is handed to ``write`` chunk by chunk as
+    it arrives, never held whole. The flow is sent the answer (its body already read
+    when it failed, so that its error can be parsed)."""
+
+    call: Call
+    write: Callable[[bytes], object]
 
 
 @dataclass(frozen=True)
@@ -42,18 +56,28 @@ class Pause:
     seconds: float
 
 
-# A flow is sent the answer to each Call it yields (None after a Pause).
-Flow = Generator[Call | Pause, httpx.Response | None, T]
+Step = Call | Download | Pause
+# A flow is sent the answer to each Call or Download it yields (None after a Pause).
+Flow = Generator[Step, httpx.Response | None, T]
 
 
 def pause(seconds: float) -> Flow[None]:
     yield Pause(seconds)
 
 
-def send(call: Call) -> Flow[httpx.Response]:
-    """The raw answer to ``call``, exactly as sent."""
-    response = yield call
-    assert response is not None, "a Call is answered with a response"
+def send(step: Call | Download) -> Flow[httpx.Response]:
+    """The raw answer to ``step``, exactly as sent."""
+    response = yield step
+    assert response is not None, "a Call or Download is answered with a response"
+    return response
+
+
+def checked(step: Call | Download) -> Flow[httpx.Response]:
+    """The successful answer to an unauthenticated ``step`` (a presigned URL); raises the
+    typed error of a failed one."""
+    response = yield from send(step)
+    if response.is_error:
+        raise error_from_response(response)
     return response
 
 
@@ -144,9 +168,9 @@ class Session:
         headers = {**call.headers, "Authorization": f"Bearer {self.tokens.access_token}"}
         return dataclasses.replace(call, headers=headers)
 
-    def all_pages(self, call: Call, *, page_size: int | None = None) -> Flow[list[Any]]:
-        """The items of every page of a list, following ``next_cursor``."""
-        items: list[Any] = []
+    def pages(self, call: Call, *, page_size: int | None = None) -> Flow[list[Any]]:
+        """The body of every page of a list, following ``next_cursor``."""
+        bodies: list[Any] = []
         cursor: str | None = None
         while True:
             params = call.params
@@ -156,10 +180,15 @@ class Session:
                 params += (("cursor", cursor),)
             response = yield from self.request(dataclasses.replace(call, params=params))
             body = response.json()
-            items.extend(body["items"])
+            bodies.append(body)
             cursor = body.get("next_cursor")
             if not cursor:
-                return items
+                return bodies
+
+    def all_pages(self, call: Call, *, page_size: int | None = None) -> Flow[list[Any]]:
+        """The items of every page of a list."""
+        bodies = yield from self.pages(call, page_size=page_size)
+        return [item for body in bodies for item in body["items"]]
 
 
 def _expired(response: httpx.Response) -> bool:
