@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lariba.cli.remote import register_user_commands
 from lariba.core import migrate as migrations
 from lariba.core.db import create_engine, create_sessionmaker
 from lariba.core.embedded import database_url_for
@@ -40,6 +41,7 @@ keys_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(keys_app, name="keys")
+register_user_commands(app)
 
 T = TypeVar("T")
 
