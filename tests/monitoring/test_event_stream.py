@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lariba.cli.main import ApiServer
+from lariba.cli.serving import ApiServer
 from lariba.cloud.engine.models import ResourceEvent
 from lariba.core.db import create_engine, create_sessionmaker
 from lariba.core.settings import Settings

@@ -1,35 +1,29 @@
-"""``lariba``: run the platform and administer it."""
+"""``lariba``: run the platform and administer it.
+
+The server stack (FastAPI, SQLAlchemy, uvicorn ...) is imported by the commands that run
+it, so that the user commands (``lariba login``, ``lariba cp`` ...) start quickly."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sys
 from collections.abc import Awaitable, Callable
 from types import FrameType
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-import uvicorn
-from fastapi import FastAPI
-from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from lariba.cli.remote import register_user_commands
-from lariba.core import migrate as migrations
-from lariba.core.db import create_engine, create_sessionmaker
-from lariba.core.embedded import database_url_for
-from lariba.core.errors import LaribaError
-from lariba.core.logging import configure_logging
-from lariba.core.metrics import serve_metrics
-from lariba.core.settings import Settings, settings_reference
-from lariba.identity.bootstrap import bootstrap
-from lariba.identity.models import SigningKey
-from lariba.identity.runtime import IdentityRuntime
-from lariba.identity.tokens import create_signing_key, retire_signing_key
-from lariba.monitoring.events.stream import close_event_streams
-from lariba.providers.catalog import CatalogError, load_catalog
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from lariba.cli.serving import ApiServer
+    from lariba.core.settings import Settings
+    from lariba.identity.runtime import IdentityRuntime
+
+__all__ = ["ApiServer", "app"]
 
 app = typer.Typer(
     help="Lariba Cloud: a self-hosted cloud platform.",
@@ -55,6 +49,11 @@ def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
 
 
 def _settings(**overrides: object) -> Settings:
+    from pydantic import ValidationError
+
+    from lariba.core.logging import configure_logging
+    from lariba.core.settings import Settings
+
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     except ValidationError as exc:
@@ -68,6 +67,9 @@ def _settings(**overrides: object) -> Settings:
 def _with_identity(
     settings: Settings, url: str, action: Callable[[AsyncSession, IdentityRuntime], Awaitable[T]]
 ) -> T:
+    from lariba.core.db import create_engine, create_sessionmaker
+    from lariba.identity.runtime import IdentityRuntime
+
     async def run() -> T:
         engine = create_engine(settings, url, pool_size=1, max_overflow=0)
         runtime = IdentityRuntime.create(settings, create_sessionmaker(engine))
@@ -80,23 +82,20 @@ def _with_identity(
     return asyncio.run(run())
 
 
-class ApiServer(uvicorn.Server):
-    """uvicorn waits for every open response before it stops, and a live event stream
-    never ends on its own: end the streams as the shutdown begins."""
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        if isinstance(self.config.app, FastAPI):
-            close_event_streams(self.config.app)
-        await super().shutdown(sockets)
-
-
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on [LARIBA_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [LARIBA_PORT].")] = None,
 ) -> None:
     """Run the API. With no LARIBA_DATABASE_URL, starts an embedded PostgreSQL first."""
+    import uvicorn
+
     from lariba.app import create_app
+    from lariba.cli.serving import ApiServer
+    from lariba.core import migrate as migrations
+    from lariba.core.embedded import database_url_for
+    from lariba.identity.bootstrap import bootstrap
+    from lariba.providers.catalog import CatalogError, load_catalog
 
     settings = _settings(host=host, port=port)
     try:
@@ -144,6 +143,10 @@ def worker() -> None:
     """Run a background worker: the jobs of every API replica, until SIGINT/SIGTERM."""
     from lariba.app import job_queue
     from lariba.cloud.engine.runtime import CloudRuntime
+    from lariba.core import migrate as migrations
+    from lariba.core.db import create_engine, create_sessionmaker
+    from lariba.core.embedded import database_url_for
+    from lariba.core.metrics import serve_metrics
 
     settings = _settings()
 
@@ -181,6 +184,9 @@ def worker() -> None:
 @app.command()
 def migrate() -> None:
     """Apply database migrations and exit."""
+    from lariba.core import migrate as migrations
+    from lariba.core.embedded import database_url_for
+
     settings = _settings()
     with database_url_for(settings) as url:
         migrations.upgrade(url)
@@ -190,12 +196,17 @@ def migrate() -> None:
 @app.command("settings")
 def settings_table() -> None:
     """Print every setting (environment variable, default, meaning) as a Markdown table."""
+    from lariba.core.settings import settings_reference
+
     typer.echo(settings_reference(), nl=False)
 
 
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """Make a new signing key; the previous key keeps verifying until retired."""
+    from lariba.core.embedded import database_url_for
+    from lariba.identity.tokens import create_signing_key
+
     settings = _settings()
 
     async def rotate(session: AsyncSession, runtime: IdentityRuntime) -> str:
@@ -210,6 +221,9 @@ def keys_rotate() -> None:
 def keys_list() -> None:
     """List signing keys and their status."""
     from sqlalchemy import select
+
+    from lariba.core.embedded import database_url_for
+    from lariba.identity.models import SigningKey
 
     settings = _settings()
 
@@ -226,6 +240,10 @@ def keys_list() -> None:
 @keys_app.command("retire")
 def keys_retire(kid: Annotated[str, typer.Argument(help="The key id (kid) to retire.")]) -> None:
     """Stop a key from verifying tokens. Tokens it signed stop working."""
+    from lariba.core.embedded import database_url_for
+    from lariba.core.errors import LaribaError
+    from lariba.identity.tokens import retire_signing_key
+
     settings = _settings()
 
     async def retire(session: AsyncSession, _runtime: IdentityRuntime) -> None:
@@ -245,6 +263,7 @@ def keys_rotate_secrets() -> None:
     """Re-encrypt every secret at rest under LARIBA_SECRET_KEY, reading the old ones with
     LARIBA_SECRET_KEY_PREVIOUS. Run it with both set, before the API starts on the new key."""
     from lariba.cli.rotation import RotationReport, rotate_secrets
+    from lariba.core.embedded import database_url_for
     from lariba.core.secrets import SecretDecryptionError
 
     settings = _settings()

@@ -56,6 +56,17 @@ ProjectOption = Annotated[
 ]
 
 
+def parse_labels(items: list[str] | None) -> dict[str, str]:
+    """``--label key=value`` options as a mapping."""
+    labels = {}
+    for text in items or ():
+        key, equals, value = text.partition("=")
+        if not equals or not key:
+            fail(f"--label {text}: expected key=value, e.g. env=prod", EXIT_USAGE)
+        labels[key] = value
+    return labels
+
+
 def fail(message: str, code: int) -> NoReturn:
     typer.echo(f"lariba: {message}", err=True)
     raise typer.Exit(code)

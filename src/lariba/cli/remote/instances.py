@@ -13,8 +13,9 @@ from lariba.cli.remote.connection import (
     ProfileOption,
     ProjectOption,
     fail,
+    parse_labels,
 )
-from lariba.cli.remote.operations import TimeoutOption, WaitOption, wait_for
+from lariba.cli.remote.operations import TimeoutOption, WaitOption, emit_operation, wait_for
 from lariba.cli.remote.output import Column, Format, OutputOption, emit_list, emit_record
 from lariba.client import Client, FirewallRule, Instance, Operation
 
@@ -111,7 +112,7 @@ def create_instance(
     connection = Connection.open(profile_name)
     project_id = connection.project_id(project)
     rules = [_firewall_rule(rule) for rule in firewall or ()]
-    labels = dict(_label(item) for item in label or ())
+    labels = parse_labels(label)
     user_data = _read_file(user_data_file, "--user-data-file")
     ssh_key = _read_file(ssh_key_file, "--ssh-key-file")
     with connection.client() as client:
@@ -208,7 +209,7 @@ def delete_instance(
     with connection.client(not_found=_not_found(instance_id, project_id)) as client:
         operation = client.instances(project_id).delete(instance_id)
         if not wait:
-            _emit_operation(operation, output)
+            emit_operation(operation, output, kind="Instance")
             return
         done = wait_for(client, operation, timeout=timeout)
     if output is Format.table:
@@ -236,21 +237,11 @@ def _finish(
 ) -> None:
     """Without --wait, shows the operation; with it, follows it and shows the instance."""
     if not wait:
-        _emit_operation(operation, output)
+        emit_operation(operation, output, kind="Instance")
         return
     wait_for(client, operation, timeout=timeout)
     instance: Instance = client.instances(operation.project_id).get(operation.resource_id)
     emit_record(instance, output)
-
-
-def _emit_operation(operation: Operation, output: Format) -> None:
-    if output is not Format.table:
-        emit_record(operation, output)
-        return
-    typer.echo(
-        f"Instance {operation.resource_id}: {operation.type} is {operation.status} "
-        f"(operation {operation.id}). Follow it with `lariba operations wait {operation.id}`."
-    )
 
 
 def _firewall_rule(text: str) -> FirewallRule:
@@ -268,13 +259,6 @@ def _firewall_rule(text: str) -> FirewallRule:
     except ValueError:
         fail(f"--firewall {text}: ports are numbers, e.g. tcp:8000-8100@0.0.0.0/0", EXIT_USAGE)
     return FirewallRule(protocol=protocol, cidr=cidr, port_from=port_from, port_to=port_to)
-
-
-def _label(text: str) -> tuple[str, str]:
-    key, equals, value = text.partition("=")
-    if not equals or not key:
-        fail(f"--label {text}: expected key=value, e.g. env=prod", EXIT_USAGE)
-    return key, value
 
 
 def _read_file(path: Path | None, option: str) -> str | None:

@@ -41,6 +41,18 @@ def wait_for(client: Client, operation: Operation, *, timeout: float) -> Operati
     )
 
 
+def emit_operation(operation: Operation, output: Format, *, kind: str) -> None:
+    """A change that was not waited for: the operation carrying it out, and how to follow
+    it. ``kind`` names the resource, e.g. ``Bucket``."""
+    if output is not Format.table:
+        emit_record(operation, output)
+        return
+    typer.echo(
+        f"{kind} {operation.resource_id}: {operation.type} is {operation.status} "
+        f"(operation {operation.id}). Follow it with `lariba operations wait {operation.id}`."
+    )
+
+
 def _not_found(operation_id: str, project_id: str) -> str:
     return f"operation {operation_id} not found in project {project_id}"
 
