@@ -110,3 +110,16 @@ def test_api_key_works_as_token(client: Client, console_server: ConsoleServer) -
 def test_token_and_password_together_are_refused() -> None:
     with pytest.raises(ValueError, match="either token"):
         Client("http://127.0.0.1:9", token="lrb_x", email="a@example.com", password="pw")
+
+
+def test_log_out_ends_the_session(client: Client, console_server: ConsoleServer) -> None:
+    tokens = client.log_in()
+
+    client.log_out()
+
+    with console_server.api(tokens.access_token) as api:
+        refused = api.get("/v1/me")
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "session_revoked"
+    with pytest.raises(Unauthorized):
+        client.me()

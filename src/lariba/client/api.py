@@ -43,6 +43,11 @@ def me(session: Session) -> Flow[User]:
     return User.from_json(response.json())
 
 
+def log_out(session: Session) -> Flow[None]:
+    """Ends the session on the server (its tokens stop working)."""
+    yield from session.request(Call("POST", "/v1/auth/logout", json={}))
+
+
 class ProjectCalls:
     def __init__(self, session: Session) -> None:
         self._session = session

@@ -84,6 +84,10 @@ class AsyncClient:
     async def me(self) -> User:
         return await self._run(api.me(self._session))
 
+    async def log_out(self) -> None:
+        """Ends this session on the server: its tokens stop working."""
+        await self._run(api.log_out(self._session))
+
     def instances(self, project_id: str) -> AsyncInstances:
         return AsyncInstances(self, project_id)
 

@@ -84,6 +84,10 @@ class Client:
     def me(self) -> User:
         return self._run(api.me(self._session))
 
+    def log_out(self) -> None:
+        """Ends this session on the server: its tokens stop working."""
+        self._run(api.log_out(self._session))
+
     def instances(self, project_id: str) -> Instances:
         return Instances(self, project_id)
 

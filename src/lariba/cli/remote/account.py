@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import replace
 from typing import Annotated
 
-import httpx
 import typer
 
 from lariba.cli.remote.config import Profile
@@ -18,8 +18,7 @@ from lariba.cli.remote.connection import (
     fail,
 )
 from lariba.cli.remote.output import Format, OutputOption, emit_record
-from lariba.client import Client, ConnectionFailed, Tokens, Unauthorized, User
-from lariba.client.errors import error_from_response
+from lariba.client import Client, Tokens, Unauthorized, User
 
 LOGIN_HELP = (
     "Log in to a Lariba Cloud server and keep the session in the config file.\n\n"
@@ -130,30 +129,11 @@ def logout(profile_name: ProfileOption = "default") -> None:
         client = Client(
             profile.url, token=profile.access_token, refresh_token=profile.refresh_token
         )
-        with connection.failures(), client:
-            try:
-                client.me()  # refreshes an expired access token, so the logout is accepted
-                assert client.tokens is not None
-                _end_session(profile.url, client.tokens.access_token)
-            except Unauthorized:
-                pass  # the session had already ended
+        # An expired access token is refreshed first; a session already ended is fine.
+        with connection.failures(), client, contextlib.suppress(Unauthorized):
+            client.log_out()
     connection.save(profile.logged_out())
     typer.echo(f"Logged out of {profile.url} (profile {profile_name}).")
-
-
-def _end_session(url: str, access_token: str) -> None:
-    # The client has no logout call yet; this is the API's, as documented in auth.md.
-    try:
-        response = httpx.post(
-            f"{url}/v1/auth/logout",
-            headers={"Authorization": f"Bearer {access_token}"},
-            json={},
-            timeout=30,
-        )
-    except httpx.TransportError as exc:
-        raise ConnectionFailed(url, str(exc) or type(exc).__name__) from exc
-    if response.status_code >= 400:
-        raise error_from_response(response)
 
 
 def whoami(profile_name: ProfileOption = "default", output: OutputOption = Format.table) -> None:

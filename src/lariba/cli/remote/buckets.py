@@ -12,6 +12,7 @@ from lariba.cli.remote.connection import (
     ProfileOption,
     ProjectOption,
     fail,
+    not_found_in_project,
     parse_labels,
 )
 from lariba.cli.remote.operations import TimeoutOption, WaitOption, emit_operation, wait_for
@@ -58,11 +59,7 @@ def find_bucket(client: Client, project_id: str, ref: str) -> Bucket:
     for bucket in buckets:
         if bucket.name == ref:
             return bucket
-    fail(
-        f"bucket {ref} not found in project {project_id}: "
-        f"see `lariba buckets list --project {project_id}`",
-        EXIT_API_ERROR,
-    )
+    fail(not_found_in_project("bucket", ref, project_id), EXIT_API_ERROR)
 
 
 @app.command("list")

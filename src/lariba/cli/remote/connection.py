@@ -67,6 +67,15 @@ def parse_labels(items: list[str] | None) -> dict[str, str]:
     return labels
 
 
+def not_found_in_project(kind: str, ref: str, project_id: str) -> str:
+    """The message for a project's resource that does not exist: with the command that
+    lists what does."""
+    return (
+        f"{kind} {ref} not found in project {project_id}: "
+        f"see `lariba {kind}s list --project {project_id}`"
+    )
+
+
 def fail(message: str, code: int) -> NoReturn:
     typer.echo(f"lariba: {message}", err=True)
     raise typer.Exit(code)

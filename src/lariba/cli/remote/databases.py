@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from lariba.cli.remote.connection import Connection, ProfileOption, ProjectOption, parse_labels
+from lariba.cli.remote.connection import (
+    Connection,
+    ProfileOption,
+    ProjectOption,
+    not_found_in_project,
+    parse_labels,
+)
 from lariba.cli.remote.operations import TimeoutOption, WaitOption, emit_operation, wait_for
 from lariba.cli.remote.output import (
     Column,
@@ -46,13 +52,6 @@ COLUMNS: list[Column] = [
     ("HOST", lambda d: f"{d.endpoint.host}:{d.endpoint.port}" if d.endpoint else None),
     ("LABELS", lambda d: d.labels),
 ]
-
-
-def _not_found(database_id: str, project_id: str) -> str:
-    return (
-        f"database {database_id} not found in project {project_id}: "
-        f"see `lariba databases list --project {project_id}`"
-    )
 
 
 @app.command("list")
@@ -141,7 +140,9 @@ def get_database(
     """Show one database: its status, size and endpoint (not its password: see reveal)."""
     connection = Connection.open(profile_name)
     project_id = connection.project_id(project)
-    with connection.client(not_found=_not_found(database_id, project_id)) as client:
+    with connection.client(
+        not_found=not_found_in_project("database", database_id, project_id)
+    ) as client:
         database = client.databases(project_id).get(database_id)
     emit_record(database, output)
 
@@ -160,7 +161,9 @@ def reveal_database(
     """
     connection = Connection.open(profile_name)
     project_id = connection.project_id(project)
-    with connection.client(not_found=_not_found(database_id, project_id)) as client:
+    with connection.client(
+        not_found=not_found_in_project("database", database_id, project_id)
+    ) as client:
         credentials = client.databases(project_id).reveal(database_id)
     if output is not Format.table:
         emit_data(credentials, output)
@@ -196,7 +199,9 @@ def delete_database(
     """
     connection = Connection.open(profile_name)
     project_id = connection.project_id(project)
-    with connection.client(not_found=_not_found(database_id, project_id)) as client:
+    with connection.client(
+        not_found=not_found_in_project("database", database_id, project_id)
+    ) as client:
         operation = client.databases(project_id).delete(database_id, final_snapshot=final_snapshot)
         if not wait:
             emit_operation(operation, output, kind="Database")

@@ -13,6 +13,7 @@ from lariba.cli.remote.connection import (
     ProfileOption,
     ProjectOption,
     fail,
+    not_found_in_project,
     parse_labels,
 )
 from lariba.cli.remote.operations import TimeoutOption, WaitOption, emit_operation, wait_for
@@ -45,13 +46,6 @@ COLUMNS: list[Column] = [
     ("ADDRESS", lambda i: i.addresses.public_ip or i.addresses.private_ip),
     ("LABELS", lambda i: i.labels),
 ]
-
-
-def _not_found(instance_id: str, project_id: str) -> str:
-    return (
-        f"instance {instance_id} not found in project {project_id}: "
-        f"see `lariba instances list --project {project_id}`"
-    )
 
 
 @app.command("list")
@@ -140,7 +134,9 @@ def get_instance(
     """Show one instance."""
     connection = Connection.open(profile_name)
     project_id = connection.project_id(project)
-    with connection.client(not_found=_not_found(instance_id, project_id)) as client:
+    with connection.client(
+        not_found=not_found_in_project("instance", instance_id, project_id)
+    ) as client:
         instance = client.instances(project_id).get(instance_id)
     emit_record(instance, output)
 
@@ -156,7 +152,9 @@ def _power_action(action: str, summary: str) -> None:
     ) -> None:
         connection = Connection.open(profile_name)
         project_id = connection.project_id(project)
-        with connection.client(not_found=_not_found(instance_id, project_id)) as client:
+        with connection.client(
+            not_found=not_found_in_project("instance", instance_id, project_id)
+        ) as client:
             instances = client.instances(project_id)
             operation = getattr(instances, action)(instance_id)
             _finish(client, operation, wait=wait, timeout=timeout, output=output)
@@ -186,7 +184,9 @@ def resize_instance(
     """
     connection = Connection.open(profile_name)
     project_id = connection.project_id(project)
-    with connection.client(not_found=_not_found(instance_id, project_id)) as client:
+    with connection.client(
+        not_found=not_found_in_project("instance", instance_id, project_id)
+    ) as client:
         operation = client.instances(project_id).resize(instance_id, size)
         _finish(client, operation, wait=wait, timeout=timeout, output=output)
 
@@ -206,7 +206,9 @@ def delete_instance(
     """
     connection = Connection.open(profile_name)
     project_id = connection.project_id(project)
-    with connection.client(not_found=_not_found(instance_id, project_id)) as client:
+    with connection.client(
+        not_found=not_found_in_project("instance", instance_id, project_id)
+    ) as client:
         operation = client.instances(project_id).delete(instance_id)
         if not wait:
             emit_operation(operation, output, kind="Instance")
@@ -227,7 +229,9 @@ def console_output(
     """Print an instance's console output, most recent last."""
     connection = Connection.open(profile_name)
     project_id = connection.project_id(project)
-    with connection.client(not_found=_not_found(instance_id, project_id)) as client:
+    with connection.client(
+        not_found=not_found_in_project("instance", instance_id, project_id)
+    ) as client:
         text = client.instances(project_id).console(instance_id)
     typer.echo(text, nl=not text.endswith("\n"))
 
