@@ -96,9 +96,20 @@ class JobRun:
     ended_by: str | None
 
 
-async def reconcile_runs(database_url: str) -> list[JobRun]:
+async def reconcile_runs(database_url: str, *, settle_within: float = 10) -> list[JobRun]:
     """Every run of every reconcile job, from procrastinate's event log: unlike polling,
-    this misses none, however short."""
+    this misses none, however short. A job's end is logged just after its pass committed
+    (an operation can read `succeeded` a moment before its job does), so this waits up to
+    ``settle_within`` seconds for every started run to have ended."""
+    deadline = time.monotonic() + settle_within
+    while True:
+        runs = await _logged_runs(database_url)
+        if all(run.ended_by is not None for run in runs) or time.monotonic() > deadline:
+            return runs
+        await asyncio.sleep(0.1)
+
+
+async def _logged_runs(database_url: str) -> list[JobRun]:
     async with await psycopg.AsyncConnection.connect(
         libpq_url(database_url), autocommit=True
     ) as connection:
