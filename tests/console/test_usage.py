@@ -177,14 +177,16 @@ def test_metrics_page_charts_a_running_instance(page: Page, console_server: Cons
         expect(page.locator("svg[role=img]")).to_have_count(2)
         expect(page.get_by_text("No data in this range yet.")).to_have_count(2)
 
-        _collect_metrics_now(console_server)
         names = f"/v1/projects/{project_id}/metrics/names"
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
+            # A collection that finds no process of the instance to measure (its script
+            # still exec'ing) records nothing: ask again until one is sampled.
+            _collect_metrics_now(console_server)
+            time.sleep(1.5)
             items = api.get(names, params={"resource": instance_id}).json()["items"]
             if any(m["name"] == "memory_bytes" and m["latest"] for m in items):
                 break
-            time.sleep(0.3)
         else:
             raise AssertionError("no metric sample was collected")
 

@@ -5,6 +5,10 @@ once, are purged after retention, and read back as series bucketed by step."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +27,9 @@ from lariba.monitoring.metrics.tasks import purge, roll_up
 from lariba.providers.aws import AwsCompute, AwsMetrics
 from lariba.providers.base import Provider
 from lariba.providers.catalog import load_catalog
+from lariba.providers.local.compute import LocalCompute
 from lariba.providers.local.database_server import DatabaseServer
+from lariba.providers.local.metrics import LocalMetrics, _Group
 from tests.fixtures.buckets import create_bucket, put_object
 from tests.fixtures.cloud import (
     cloud_app,
@@ -514,3 +520,27 @@ async def _hourly(db: AsyncSession, resource_id: uuid.UUID) -> list[tuple[Any, .
         .order_by(MetricHourly.hour)
     )
     return [tuple(row) for row in rows]
+
+
+def test_local_sample_skips_an_instance_with_no_process_to_measure(tmp_path: Path) -> None:
+    """A supervisor alone in its group (its script not started yet, or exec'ing) gives no
+    sample at all, not a 0 B / 0 % one that would read as an idle machine."""
+    catalog = load_catalog("local")
+    metrics = LocalMetrics(
+        compute=LocalCompute(catalog=catalog, root=tmp_path, enabled=True),
+        catalog=catalog,
+        cpu_window_seconds=0.1,
+    )
+    alone = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    with_script = subprocess.Popen(["/bin/sh", "-c", "sleep 30 & wait"], start_new_session=True)
+    try:
+        time.sleep(0.2)  # the second one's child is forked
+        lonely, busy = uuid.uuid4(), uuid.uuid4()
+        samples = metrics._measure([_Group(lonely, alone.pid, 1), _Group(busy, with_script.pid, 1)])
+        assert {s.resource_id for s in samples} == {busy}
+        memory = next(s.value for s in samples if s.name == "memory_bytes")
+        assert memory > 100_000
+    finally:
+        for process in (alone, with_script):
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -78,13 +78,21 @@ class LocalMetrics:
         for group in groups:
             used = 0.0
             resident = 0
+            measured = False
             for process in members.get(group.group, []):
                 cpu = _cpu(process)
                 if cpu is None or process.pid not in before:
                     continue  # ended during the window
-                used += max(0.0, cpu - before[process.pid])
-                with contextlib.suppress(psutil.Error):
+                try:
                     resident += process.memory_info().rss
+                except psutil.Error:
+                    continue  # ended meanwhile
+                used += max(0.0, cpu - before[process.pid])
+                measured = True
+            if not measured:
+                # No process of it lived through the whole window (the script was
+                # starting, exec'ing or ending): no sample rather than a false zero.
+                continue
             # The instance is pinned to its vCPUs: anything above 100% is the clock
             # ticks CPU time is counted in, not use.
             percent = min(100.0, 100.0 * used / elapsed / group.vcpus)
