@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 
@@ -388,4 +389,389 @@ class DatabaseCreation(Operation):
         return cls(
             **{f.name: getattr(operation, f.name) for f in fields(Operation)},
             credentials=DatabaseCredentials.from_json(data["credentials"]),
+        )
+
+
+def _decimal(value: Any) -> Decimal:
+    return Decimal(str(value))
+
+
+def _optional_decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _day(value: Any) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+@dataclass(frozen=True)
+class ResourceRef:
+    """The resource a report row is about; ``name`` is None once its record is gone."""
+
+    id: str
+    kind: str
+    name: str | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> ResourceRef | None:
+        if not data:
+            return None
+        return cls(id=data["id"], kind=data["kind"], name=data.get("name"))
+
+
+@dataclass(frozen=True)
+class UsageItem:
+    """One row of a usage report: a meter and sku (and the groups asked for), its
+    ``quantity`` in ``unit`` (Hours, GiB-Months ...) and what it cost."""
+
+    meter: str
+    sku: str
+    quantity: Decimal
+    unit: str
+    metered_quantity: Decimal
+    metered_unit: str
+    cost_usd: Decimal
+    day: date | None
+    resource: ResourceRef | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> UsageItem:
+        return cls(
+            meter=data["meter"],
+            sku=data["sku"],
+            quantity=_decimal(data["quantity"]),
+            unit=data["unit"],
+            metered_quantity=_decimal(data["metered_quantity"]),
+            metered_unit=data["metered_unit"],
+            cost_usd=_decimal(data["cost_usd"]),
+            day=_day(data.get("day")),
+            resource=ResourceRef.from_json(data.get("resource")),
+        )
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """What a project used from ``start`` (inclusive) to ``end`` (exclusive)."""
+
+    project_id: str
+    start: datetime
+    end: datetime
+    group_by: tuple[str, ...]
+    items: tuple[UsageItem, ...]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> UsageReport:
+        return cls(
+            project_id=data["project_id"],
+            start=_required_time(data["from"]),
+            end=_required_time(data["to"]),
+            group_by=tuple(data.get("group_by") or ()),
+            items=tuple(UsageItem.from_json(item) for item in data["items"]),
+        )
+
+
+@dataclass(frozen=True)
+class CostItem:
+    """One row of a cost report; the fields not grouped by are None."""
+
+    cost_usd: Decimal
+    day: date | None
+    resource: ResourceRef | None
+    resource_kind: str | None
+    meter: str | None
+    sku: str | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CostItem:
+        return cls(
+            cost_usd=_decimal(data["cost_usd"]),
+            day=_day(data.get("day")),
+            resource=ResourceRef.from_json(data.get("resource")),
+            resource_kind=data.get("resource_kind"),
+            meter=data.get("meter"),
+            sku=data.get("sku"),
+        )
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """This UTC month's cost so far, and at the end of the month if what runs now keeps
+    running."""
+
+    month: str
+    month_to_date_usd: Decimal
+    run_rate_usd_per_hour: Decimal
+    end_of_month_usd: Decimal
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Forecast:
+        return cls(
+            month=data["month"],
+            month_to_date_usd=_decimal(data["month_to_date_usd"]),
+            run_rate_usd_per_hour=_decimal(data["run_rate_usd_per_hour"]),
+            end_of_month_usd=_decimal(data["end_of_month_usd"]),
+        )
+
+
+@dataclass(frozen=True)
+class CostReport:
+    project_id: str
+    start: datetime
+    end: datetime
+    group_by: tuple[str, ...]
+    currency: str
+    total_usd: Decimal
+    items: tuple[CostItem, ...]
+    forecast: Forecast
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CostReport:
+        return cls(
+            project_id=data["project_id"],
+            start=_required_time(data["from"]),
+            end=_required_time(data["to"]),
+            group_by=tuple(data.get("group_by") or ()),
+            currency=data.get("currency", "USD"),
+            total_usd=_decimal(data["total_usd"]),
+            items=tuple(CostItem.from_json(item) for item in data["items"]),
+            forecast=Forecast.from_json(data["forecast"]),
+        )
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    month: str
+    month_to_date_usd: Decimal
+    end_of_month_usd: Decimal
+    percent_used: Decimal
+    thresholds_reached: tuple[int, ...]
+    provisioning_blocked: bool
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A project's monthly budget in USD and where this month stands against it."""
+
+    amount_usd: Decimal
+    thresholds: tuple[int, ...]
+    block_provisioning: bool
+    status: BudgetStatus
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Budget:
+        status = data["status"]
+        return cls(
+            amount_usd=_decimal(data["amount_usd"]),
+            thresholds=tuple(data["thresholds"]),
+            block_provisioning=bool(data["block_provisioning"]),
+            status=BudgetStatus(
+                month=status["month"],
+                month_to_date_usd=_decimal(status["month_to_date_usd"]),
+                end_of_month_usd=_decimal(status["end_of_month_usd"]),
+                percent_used=_decimal(status["percent_used"]),
+                thresholds_reached=tuple(status.get("thresholds_reached") or ()),
+                provisioning_blocked=bool(status.get("provisioning_blocked")),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    """A status change of a resource (``status_changed``), or one seen at the provider
+    (``drift``). ``id`` is what a live stream resumes after."""
+
+    id: int
+    resource_id: str
+    resource_kind: str
+    operation_id: str | None
+    type: str
+    from_status: str | None
+    to_status: str
+    reason: str | None
+    occurred_at: datetime
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Event:
+        return cls(
+            id=int(data["id"]),
+            resource_id=data["resource_id"],
+            resource_kind=data["resource_kind"],
+            operation_id=data.get("operation_id"),
+            type=data["type"],
+            from_status=data.get("from_status"),
+            to_status=data["to_status"],
+            reason=data.get("reason"),
+            occurred_at=_required_time(data["occurred_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One line of a resource's log: an ``operation`` (at the time it was asked for) or
+    an ``event``, as ``source`` says, with a one-line ``summary``."""
+
+    at: datetime
+    source: str
+    summary: str
+    operation: Operation | None
+    event: Event | None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What identifies the entry in its resource's log."""
+        if self.operation is not None:
+            return ("operation", self.operation.id)
+        return ("event", str(self.event.id if self.event else ""))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LogEntry:
+        operation, event = data.get("operation"), data.get("event")
+        return cls(
+            at=_required_time(data["at"]),
+            source=data["source"],
+            summary=data["summary"],
+            operation=Operation.from_json(operation) if operation else None,
+            event=Event.from_json(event) if event else None,
+        )
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """Who did what to which, when, and how it went (``success``, ``failure`` or
+    ``denied``)."""
+
+    id: int
+    occurred_at: datetime
+    actor_type: str
+    actor_id: str | None
+    actor_label: str | None
+    action: str
+    target_type: str | None
+    target_id: str | None
+    project_id: str | None
+    outcome: str
+    client_ip: str | None
+    request_id: str | None
+    details: Mapping[str, Any]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AuditEvent:
+        return cls(
+            id=int(data["id"]),
+            occurred_at=_required_time(data["occurred_at"]),
+            actor_type=data["actor_type"],
+            actor_id=data.get("actor_id"),
+            actor_label=data.get("actor_label"),
+            action=data["action"],
+            target_type=data.get("target_type"),
+            target_id=data.get("target_id"),
+            project_id=data.get("project_id"),
+            outcome=data["outcome"],
+            client_ip=data.get("client_ip"),
+            request_id=data.get("request_id"),
+            details=dict(data.get("details") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class MetricSource:
+    """What an alert rule watches: a resource's metric, aggregated over the window
+    (``aggregate`` None: the metric's own)."""
+
+    resource_id: str
+    metric: str
+    aggregate: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": "metric",
+            "resource_id": self.resource_id,
+            "metric": self.metric,
+        }
+        if self.aggregate is not None:
+            body["aggregate"] = self.aggregate
+        return body
+
+
+@dataclass(frozen=True)
+class CostSource:
+    """What an alert rule watches: the project's cost, as ``month_to_date``,
+    ``end_of_month_forecast`` or over the rule's ``window``."""
+
+    measure: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "cost", "measure": self.measure}
+
+
+AlertSource = MetricSource | CostSource
+
+
+def _alert_source(data: Mapping[str, Any]) -> AlertSource:
+    if data["type"] == "cost":
+        return CostSource(measure=data["measure"])
+    return MetricSource(
+        resource_id=data["resource_id"], metric=data["metric"], aggregate=data.get("aggregate")
+    )
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """A rule and its ``state``: ``insufficient_data``, ``ok`` or ``alerting``."""
+
+    id: str
+    project_id: str
+    name: str
+    source: AlertSource
+    comparison: str
+    threshold: Decimal
+    window: str | None
+    enabled: bool
+    emails: tuple[str, ...]
+    state: str
+    state_since: datetime
+    last_value: Decimal | None
+    last_evaluated_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AlertRule:
+        return cls(
+            id=data["id"],
+            project_id=data["project_id"],
+            name=data["name"],
+            source=_alert_source(data["source"]),
+            comparison=data["comparison"],
+            threshold=_decimal(data["threshold"]),
+            window=data.get("window"),
+            enabled=bool(data["enabled"]),
+            emails=tuple(data.get("emails") or ()),
+            state=data["state"],
+            state_since=_required_time(data["state_since"]),
+            last_value=_optional_decimal(data.get("last_value")),
+            last_evaluated_at=_time(data.get("last_evaluated_at")),
+            created_at=_required_time(data["created_at"]),
+            updated_at=_required_time(data["updated_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class AlertStateChange:
+    id: int
+    at: datetime
+    from_state: str
+    to_state: str
+    value: Decimal | None
+    threshold: Decimal
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AlertStateChange:
+        return cls(
+            id=int(data["id"]),
+            at=_required_time(data["at"]),
+            from_state=data["from_state"],
+            to_state=data["to_state"],
+            value=_optional_decimal(data.get("value")),
+            threshold=_decimal(data["threshold"]),
         )

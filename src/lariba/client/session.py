@@ -5,14 +5,19 @@ carry the steps out, so both behave the same; a transport error is thrown into t
 so that it can clean up (abort an upload) before it ends.
 
 ``Session`` holds the credentials: it logs in with a password when asked to, adds the
-bearer token, refreshes an expired access token once and retries, and turns a failed
-answer into a typed exception."""
+bearer token, refreshes an expired access token once and retries, waits out a 429 or 503
+as its ``Retry-After`` says (a few times, each wait capped), and turns a failed answer
+into a typed exception."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import uuid
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -24,12 +29,20 @@ T = TypeVar("T")
 
 # How long a request waits for a token refresh another request already started.
 _REFRESH_WAIT_SECONDS = 0.05
+# Answers that mean "not now": the request was not carried out and may be sent again.
+RETRYABLE_STATUSES = frozenset({429, 503})
+DEFAULT_RETRIES = 3
+DEFAULT_MAX_RETRY_WAIT_SECONDS = 30.0
+# The wait when a 429 or 503 gives no usable Retry-After.
+_DEFAULT_RETRY_WAIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
 class Call:
     """One HTTP request, to a path relative to the client's base URL or to an absolute URL
-    (a presigned one, sent with ``authenticated=False``). ``content`` is a raw body."""
+    (a presigned one, sent with ``authenticated=False``). ``content`` is a raw body. A
+    ``stream`` call is answered with its successful response still open, its body unread
+    (the caller reads and closes it); a failed one's body is read."""
 
     method: str
     path: str
@@ -39,6 +52,7 @@ class Call:
     content: bytes | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     authenticated: bool = True
+    stream: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,7 +106,13 @@ class Session:
         email: str | None = None,
         password: str | None = None,
         otp: str | None = None,
+        retries: int = DEFAULT_RETRIES,
+        max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT_SECONDS,
     ) -> None:
+        if retries < 0 or max_retry_wait < 0:
+            raise ValueError("retries= and max_retry_wait= must not be negative")
+        self.retries = retries
+        self.max_retry_wait = max_retry_wait
         if token is not None and (email is not None or password is not None):
             raise ValueError("give either token= or email=/password=, not both")
         if (email is None) != (password is None):
@@ -103,22 +123,36 @@ class Session:
             self._login = (email, password, otp)
         self._refreshing = False
 
-    def request(self, call: Call) -> Flow[httpx.Response]:
-        """The successful answer to ``call``; raises the typed error of a failed one."""
+    def request(self, step: Call | Download) -> Flow[httpx.Response]:
+        """The successful answer to ``step``; raises the typed error of a failed one."""
+        step = _once_only(step)
+        call = step.call if isinstance(step, Download) else step
         if call.authenticated and self.tokens is None and self._login is not None:
             yield from self.log_in()
         used = self.tokens
-        response = yield from send(self._authorized(call))
+        response = yield from self._patiently(step)
         if (
             call.authenticated
             and used is not None
             and _expired(response)
             and (yield from self._refresh(used))
         ):
-            response = yield from send(self._authorized(call))
+            response = yield from self._patiently(step)
         if response.is_error:
             raise error_from_response(response)
         return response
+
+    def _patiently(self, step: Call | Download) -> Flow[httpx.Response]:
+        """The answer to ``step``, sent again while the server answers 429 or 503, after
+        the wait its ``Retry-After`` asks for (at most ``max_retry_wait``), up to
+        ``retries`` times; the last answer however it went."""
+        attempt = 0
+        while True:
+            response = yield from send(self._authorized(step))
+            if response.status_code not in RETRYABLE_STATUSES or attempt >= self.retries:
+                return response
+            attempt += 1
+            yield from pause(min(retry_wait(response), self.max_retry_wait))
 
     def log_in(self) -> Flow[Tokens]:
         if self._login is None:
@@ -162,7 +196,13 @@ class Session:
         self.tokens = Tokens(body["access_token"], body.get("refresh_token"))
         return self.tokens
 
-    def _authorized(self, call: Call) -> Call:
+    def _authorized(self, step: Call | Download) -> Call | Download:
+        """``step`` with the session's bearer token, when it is authenticated."""
+        if isinstance(step, Download):
+            return Download(self._authorized_call(step.call), step.write)
+        return self._authorized_call(step)
+
+    def _authorized_call(self, call: Call) -> Call:
         if not call.authenticated or self.tokens is None:
             return call
         headers = {**call.headers, "Authorization": f"Bearer {self.tokens.access_token}"}
@@ -191,8 +231,43 @@ class Session:
         return [item for body in bodies for item in body["items"]]
 
 
+def retry_wait(response: httpx.Response) -> float:
+    """The seconds a 429 or 503 asks to wait: ``Retry-After`` as seconds or as an HTTP
+    date; a second when it says neither."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return _DEFAULT_RETRY_WAIT_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else _DEFAULT_RETRY_WAIT_SECONDS
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return _DEFAULT_RETRY_WAIT_SECONDS
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
 def _expired(response: httpx.Response) -> bool:
     if response.status_code != 401:
         return False
     error = error_from_response(response)
     return isinstance(error, Unauthorized) and error.code == "token_expired"
+
+
+def _once_only(step: Call | Download) -> Call | Download:
+    """An authenticated POST with an ``Idempotency-Key`` of its own (unless the caller gave
+    one): a 503 may come after the server applied the change (its commit's answer was
+    lost), and the retry must then get the first answer back, not make a second
+    resource. The key is the same for every retry of this one request."""
+    if isinstance(step, Download):
+        return step
+    if step.method != "POST" or not step.authenticated:
+        return step
+    if any(name.lower() == "idempotency-key" for name in step.headers):
+        return step
+    return dataclasses.replace(step, headers={**step.headers, "Idempotency-Key": str(uuid.uuid4())})

@@ -133,7 +133,7 @@ class ObjectCalls:
         signed = yield from self._session.request(
             Call("POST", f"{self._path}/presign", json={"key": key, "method": "GET"})
         )
-        with _writing(destination) as file:
+        with writing(destination) as file:
             done = 0
 
             def write(chunk: bytes) -> None:
@@ -225,7 +225,7 @@ def _reading(source: Source) -> Iterator[BinaryIO]:
 
 
 @contextlib.contextmanager
-def _writing(destination: Destination) -> Iterator[BinaryIO]:
+def writing(destination: Destination) -> Iterator[BinaryIO]:
     """A path is written under a temporary name, then renamed: a failed download leaves
     what was there before."""
     if not isinstance(destination, (str, os.PathLike)):

@@ -2,30 +2,51 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import httpx
 
-from lariba.client import api, databases, storage
+from lariba.client import api, databases, monitoring, storage
 from lariba.client.models import (
+    AlertRule,
+    AlertSource,
+    AlertStateChange,
+    AuditEvent,
     Bucket,
+    Budget,
+    CostReport,
     Database,
     DatabaseCreation,
     DatabaseCredentials,
+    Event,
     FirewallRule,
     Instance,
     Listing,
+    LogEntry,
     Operation,
     Project,
     StoredObject,
     Tokens,
+    UsageReport,
     User,
 )
-from lariba.client.session import Call, Download, Flow, Pause, Session, Step
+from lariba.client.session import (
+    DEFAULT_MAX_RETRY_WAIT_SECONDS,
+    DEFAULT_RETRIES,
+    Call,
+    Download,
+    Flow,
+    Pause,
+    Session,
+    Step,
+)
 from lariba.client.transport import (
     DEFAULT_TIMEOUT_SECONDS,
     DOWNLOAD_CHUNK_BYTES,
@@ -41,7 +62,9 @@ class Client:
     """A connection to Lariba Cloud at ``base_url``, authenticated with ``token`` (an
     access token or an ``lrb_...`` API key, with its ``refresh_token`` if you have one) or
     by logging in with ``email``/``password`` (and ``otp`` for two-factor accounts) on the
-    first call that needs it."""
+    first call that needs it. A request answered 429 or 503 is sent again after the
+    ``Retry-After`` the server gives (each wait at most ``max_retry_wait`` seconds), up
+    to ``retries`` times, before its error is raised."""
 
     def __init__(
         self,
@@ -54,9 +77,17 @@ class Client:
         otp: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         transport: httpx.BaseTransport | None = None,
+        retries: int = DEFAULT_RETRIES,
+        max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT_SECONDS,
     ) -> None:
         self._session = Session(
-            token=token, refresh_token=refresh_token, email=email, password=password, otp=otp
+            token=token,
+            refresh_token=refresh_token,
+            email=email,
+            password=password,
+            otp=otp,
+            retries=retries,
+            max_retry_wait=max_retry_wait,
         )
         self._http = httpx.Client(
             base_url=base_url,
@@ -103,6 +134,24 @@ class Client:
     def databases(self, project_id: str) -> Databases:
         return Databases(self, project_id)
 
+    def usage(self, project_id: str) -> Usage:
+        return Usage(self, project_id)
+
+    def cost(self, project_id: str) -> Cost:
+        return Cost(self, project_id)
+
+    def logs(self, project_id: str) -> Logs:
+        return Logs(self, project_id)
+
+    def audit(self, project_id: str) -> Audit:
+        return Audit(self, project_id)
+
+    def alerts(self, project_id: str) -> Alerts:
+        return Alerts(self, project_id)
+
+    def events(self, project_id: str) -> Events:
+        return Events(self, project_id)
+
     def close(self) -> None:
         self._http.close()
 
@@ -144,7 +193,12 @@ class Client:
         try:
             request = http_request(self._http, call)
             if isinstance(step, Call):
-                return self._http.send(request)
+                if not step.stream:
+                    return self._http.send(request)
+                response = self._http.send(request, stream=True)
+                if response.is_error:
+                    response.read()
+                return response
             response = self._http.send(request, stream=True)
             try:
                 if response.is_error:
@@ -406,3 +460,264 @@ class Databases:
 
     def delete(self, database_id: str, *, final_snapshot: bool = False) -> Operation:
         return self._client._run(self._calls.delete(database_id, final_snapshot=final_snapshot))
+
+
+class Usage:
+    """What one project used."""
+
+    def __init__(self, client: Client, project_id: str) -> None:
+        self._client = client
+        self._calls = monitoring.UsageCalls(client._session, project_id)
+
+    def report(
+        self,
+        *,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        group_by: str | Iterable[str] | None = None,
+    ) -> UsageReport:
+        """Usage per meter and sku from ``start`` (inclusive; default: the start of this
+        UTC month) to ``end`` (exclusive; default and latest: now), further grouped by
+        ``day``, ``resource`` and/or ``resource_kind``."""
+        return self._client._run(self._calls.report(start=start, end=end, group_by=group_by))
+
+
+class Cost:
+    """What one project cost, its forecast and its budget."""
+
+    def __init__(self, client: Client, project_id: str) -> None:
+        self._client = client
+        self._calls = monitoring.CostCalls(client._session, project_id)
+
+    def report(
+        self,
+        *,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        group_by: str | Iterable[str] | None = None,
+    ) -> CostReport:
+        """Cost grouped by any of ``day``, ``resource``, ``resource_kind`` (the default)
+        and ``meter``, with the total and this month's forecast."""
+        return self._client._run(self._calls.report(start=start, end=end, group_by=group_by))
+
+    def export(
+        self,
+        destination: storage.Destination,
+        *,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+    ) -> None:
+        """Streams the FOCUS CSV (one row per resource, meter and sku per UTC day) to a
+        path or binary file."""
+        self._client._run(self._calls.export(destination, start=start, end=end))
+
+    def budget(self) -> Budget:
+        """The monthly budget; ``NotFound`` (``budget_not_set``) without one."""
+        return self._client._run(self._calls.budget())
+
+    def set_budget(
+        self,
+        amount_usd: Decimal | str,
+        *,
+        thresholds: Iterable[int] | None = None,
+        block_provisioning: bool = False,
+    ) -> Budget:
+        """Sets (or replaces) the monthly budget; ``thresholds`` are percentages of the
+        amount to be notified at (default 50, 80, 100)."""
+        return self._client._run(
+            self._calls.set_budget(
+                amount_usd=amount_usd, thresholds=thresholds, block=block_provisioning
+            )
+        )
+
+    def delete_budget(self) -> None:
+        self._client._run(self._calls.delete_budget())
+
+
+class Logs:
+    """The logs of one project's resources."""
+
+    def __init__(self, client: Client, project_id: str) -> None:
+        self._client = client
+        self._calls = monitoring.LogCalls(client._session, project_id)
+
+    def get(self, resource_id: str) -> list[LogEntry]:
+        """The resource's operations and events, oldest first (all pages)."""
+        return self._client._run(self._calls.get(resource_id))
+
+    def follow(self, resource_id: str, *, poll: float = 2.0) -> Generator[LogEntry, None, None]:
+        """The resource's log, then each new entry as it comes: the log is read again
+        every ``poll`` seconds, and an operation is given again when its status moves
+        on. Never ends by itself: stop iterating (or Ctrl-C) to stop."""
+        follower = monitoring.LogFollower()
+        while True:
+            yield from follower.new(self.get(resource_id))
+            time.sleep(poll)
+
+
+class Audit:
+    """One project's audit log (needs the ``admin`` role)."""
+
+    def __init__(self, client: Client, project_id: str) -> None:
+        self._client = client
+        self._calls = monitoring.AuditCalls(client._session, project_id)
+
+    def list(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target_type: str | None = None,
+        target_id: str | None = None,
+        outcome: str | None = None,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEvent]:
+        """The matching events, newest first: all of them, or the first ``limit``.
+        ``action`` is exact, or a prefix ending in a dot (``instance.``)."""
+        where = monitoring.AuditFilter(
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            outcome=outcome,
+            start=start,
+            end=end,
+        )
+        return self._client._run(self._calls.list(where, limit=limit))
+
+    def export(
+        self,
+        destination: storage.Destination,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target_type: str | None = None,
+        target_id: str | None = None,
+        outcome: str | None = None,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+    ) -> int:
+        """Streams every matching event, oldest first, as JSON lines to a path or binary
+        file; returns how many were written."""
+        where = monitoring.AuditFilter(
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            outcome=outcome,
+            start=start,
+            end=end,
+        )
+        return self._client._run(self._calls.export(where, destination))
+
+
+class Alerts:
+    """One project's alert rules."""
+
+    def __init__(self, client: Client, project_id: str) -> None:
+        self._client = client
+        self._calls = monitoring.AlertCalls(client._session, project_id)
+
+    def create(
+        self,
+        *,
+        name: str,
+        source: AlertSource,
+        comparison: str,
+        threshold: Decimal | str | int,
+        window: str | None = None,
+        enabled: bool = True,
+        emails: Iterable[str] = (),
+    ) -> AlertRule:
+        """A rule alerting while ``value <comparison> threshold``; ``source`` is a
+        ``MetricSource`` or a ``CostSource``."""
+        return self._client._run(
+            self._calls.create(
+                name=name,
+                source=source,
+                comparison=comparison,
+                threshold=threshold,
+                window=window,
+                enabled=enabled,
+                emails=emails,
+            )
+        )
+
+    def list(self) -> list[AlertRule]:
+        return self._client._run(self._calls.list())
+
+    def get(self, alert_id: str) -> AlertRule:
+        return self._client._run(self._calls.get(alert_id))
+
+    def update(
+        self,
+        alert_id: str,
+        *,
+        name: str = monitoring.UNCHANGED,
+        source: AlertSource = monitoring.UNCHANGED,
+        comparison: str = monitoring.UNCHANGED,
+        threshold: Decimal | str | int = monitoring.UNCHANGED,
+        window: str | None = monitoring.UNCHANGED,
+        enabled: bool = monitoring.UNCHANGED,
+        emails: Iterable[str] = monitoring.UNCHANGED,
+    ) -> AlertRule:
+        """Changes only the fields given; the rule keeps its state."""
+        changes = {
+            "name": name,
+            "source": source,
+            "comparison": comparison,
+            "threshold": threshold,
+            "window": window,
+            "enabled": enabled,
+            "emails": emails,
+        }
+        return self._client._run(self._calls.update(alert_id, changes))
+
+    def delete(self, alert_id: str) -> None:
+        """Deletes the rule and its history."""
+        self._client._run(self._calls.delete(alert_id))
+
+    def history(self, alert_id: str) -> builtins.list[AlertStateChange]:
+        """The rule's state changes, newest first."""
+        return self._client._run(self._calls.history(alert_id))
+
+
+class Events:
+    """The status changes of one project's resources, past and live."""
+
+    def __init__(self, client: Client, project_id: str) -> None:
+        self._client = client
+        self._calls = monitoring.EventCalls(client._session, project_id)
+
+    def list(self, *, limit: int = 50) -> list[Event]:
+        """The newest ``limit`` events, newest first."""
+        return self._client._run(self._calls.list(limit=limit))
+
+    def stream(
+        self, *, after: int | None = None, reconnect: bool = True
+    ) -> Generator[Event, None, None]:
+        """Each event as it happens (server-sent events): from now, or after the event
+        ``after`` (0: the whole history first). When the connection drops or the server
+        ends the stream, it reconnects after the server's ``retry`` delay with
+        ``Last-Event-ID``, so nothing is missed or repeated (``reconnect=False``: it
+        ends instead). Never ends by itself: stop iterating (or Ctrl-C) to stop."""
+        last = after
+        while True:
+            reader = monitoring.EventStreamReader()
+            response = self._client._run(self._calls.open(after=last))
+            try:
+                for line in response.iter_lines():
+                    message = reader.feed(line)
+                    if message is not None:
+                        event = monitoring.project_event(message)
+                        last = event.id
+                        yield event
+            except httpx.TransportError:
+                pass  # dropped: resume after the last event
+            finally:
+                response.close()
+            if not reconnect:
+                return
+            time.sleep(reader.retry_seconds)

@@ -1,6 +1,7 @@
 """The ``lariba`` commands for users of a Lariba Cloud server: log in, then manage
 projects, instances, buckets and their objects, databases and operations through the API
-(``lariba.client``)."""
+(``lariba.client``), and read what a project used, cost and did: usage, cost, logs, the
+audit log, alert rules and live events."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import typer
 
 from lariba.cli.remote import (
     account,
+    alerts,
     buckets,
     databases,
     instances,
+    monitoring,
     objects,
     operations,
     projects,
@@ -25,3 +28,5 @@ def register_user_commands(app: typer.Typer) -> None:
     objects.register(app)
     app.add_typer(databases.app, name="databases")
     app.add_typer(operations.app, name="operations")
+    monitoring.register(app)
+    app.add_typer(alerts.app, name="alerts")

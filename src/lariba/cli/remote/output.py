@@ -7,7 +7,8 @@ import dataclasses
 import enum
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
@@ -35,8 +36,11 @@ def plain(value: Any) -> Any:
     """A record as JSON-ready data: dataclasses as objects, times as ISO 8601."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, datetime):
+    if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        # Amounts stay exact: as the API sends them, decimal strings.
+        return str(value)
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -65,6 +69,19 @@ def emit_list(records: Sequence[Any], columns: Sequence[Column], output: Format)
         typer.echo(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
+
+
+def emit_line(record: Any, columns: Sequence[Column], output: Format) -> None:
+    """One record of a stream, printed as it comes: its cells on a line (table), a JSON
+    object on a line (json: JSON lines), or a YAML document."""
+    if output is Format.json:
+        typer.echo(json.dumps(plain(record), ensure_ascii=False))
+    elif output is Format.yaml:
+        typer.echo(
+            "---\n" + yaml.safe_dump(plain(record), sort_keys=False, allow_unicode=True), nl=False
+        )
+    else:
+        typer.echo("  ".join(_cell(read(record)) for _, read in columns))
 
 
 def emit_record(record: Any, output: Format) -> None:
