@@ -44,10 +44,10 @@ async def failing_app(
     settings: Settings, database_url: str
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     app = _with_failing_route(create_app(settings, database_url=database_url))
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app):
         # The server re-raises after sending the 500; a real client only sees the 500.
         transport = httpx.ASGITransport(
-            app=manager.app, client=("127.0.0.1", 50000), raise_app_exceptions=False
+            app=app, client=("127.0.0.1", 50000), raise_app_exceptions=False
         )
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
             yield app, client
