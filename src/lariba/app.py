@@ -21,6 +21,7 @@ from lariba.core.idempotency import idempotency_tasks, install_idempotency
 from lariba.core.jobs import JobQueue, TaskRegistrar
 from lariba.core.metrics import HttpMetricsMiddleware
 from lariba.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from lariba.core.responses import document_problems
 from lariba.core.settings import Settings
 from lariba.identity.router import router as identity_router
 from lariba.identity.runtime import IdentityRuntime
@@ -129,6 +130,7 @@ def create_app(
     app.state.request_meter = requests
 
     install_error_handlers(app, on_unexpected=(record_server_error,))
+    document_problems(app)
     install_idempotency(app)
     app.add_middleware(
         BodySizeLimitMiddleware,

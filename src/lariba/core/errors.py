@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from lariba.core.logging import redact_path
 
@@ -198,17 +199,53 @@ _HTTP_CODES = {
 }
 
 
+# FastAPI's answer to a body it cannot decode at all (bytes that are not UTF-8, a broken
+# form): a 400 with this detail, raised from the decoding error.
+_UNPARSABLE_BODY_DETAIL = "There was an error parsing the body"
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if (
+        exc.status_code == 400
+        and exc.detail == _UNPARSABLE_BODY_DETAIL
+        and exc.__cause__ is not None
+    ):
+        # The same answer as a body that is not JSON: 422 naming the body.
+        message = "the body could not be decoded: send UTF-8 JSON"
+        return problem_response(
+            request,
+            status=422,
+            code="validation_failed",
+            title="Invalid input",
+            detail=f"Invalid input in: body ({message})",
+            extra={"errors": [{"field": "body", "message": message, "location": "body"}]},
+        )
     code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request, headers.get("Allow"))
     return problem_response(
         request,
         status=exc.status_code,
         code=code,
         title=title,
         detail=str(exc.detail),
-        headers=exc.headers,
+        headers=headers,
     )
+
+
+def _allowed_methods(request: Request, given: str | None) -> str:
+    """Every method the path answers to. Starlette's 405 names only those of the first route
+    that matched the path, while a path's methods are spread over several routes: the
+    OpenAPI schema knows them all."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(request.url.path):
+            methods.update(method.upper() for method in operations)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods)) if methods else (given or "")
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:

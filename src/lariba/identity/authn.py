@@ -156,6 +156,10 @@ async def interactive_principal(principal: CurrentPrincipal) -> Principal:
 
 
 InteractivePrincipal = Annotated[Principal, Depends(interactive_principal)]
+# How routes that take an InteractivePrincipal document its refusal.
+INTERACTIVE_ONLY: dict[int | str, dict[str, str]] = {
+    403: {"description": "Called with an API key: `interactive_login_required`"}
+}
 
 
 async def platform_admin(principal: CurrentPrincipal) -> Principal:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from lariba.cloud.buckets import objects
 from lariba.cloud.buckets.router import BucketId
 from lariba.cloud.buckets.schemas import (
+    OBJECT_KEY_PATTERN,
     CopyRequest,
     ObjectOut,
     ObjectPage,
@@ -61,7 +62,15 @@ def _key(value: str) -> str:
 
 
 UploadId = Annotated[uuid.UUID, Path(description="Upload id (from beginning the upload).")]
-KeyQuery = Annotated[str, Query(min_length=1, max_length=1024, description="The object's key.")]
+KeyQuery = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=1024,
+        description="The object's key.",
+        json_schema_extra={"pattern": OBJECT_KEY_PATTERN},
+    ),
+]
 
 
 @router.get(

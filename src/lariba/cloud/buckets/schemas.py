@@ -58,6 +58,8 @@ BucketName = Annotated[
         examples=["analytics-raw"],
     ),
 ]
+# key_problem's rules as a pattern, for the schema (the UTF-8 length is checked apart).
+OBJECT_KEY_PATTERN = r"^(?!/)(?!(?:.*/)?\.\.?(?:/|$))[^\x00-\x1f\x7f]+$"
 ObjectKey = Annotated[
     str,
     Field(
@@ -66,6 +68,7 @@ ObjectKey = Annotated[
         description="Up to 1024 bytes of UTF-8; no NUL or control characters, no leading "
         "`/`, no `.` or `..` segment.",
         examples=["reports/2026/11/summary.csv"],
+        json_schema_extra={"pattern": OBJECT_KEY_PATTERN},
     ),
 ]
 Metadata = Annotated[
@@ -75,6 +78,10 @@ Metadata = Annotated[
         description="User metadata (S3's `x-amz-meta-*`): lowercase names, ASCII values, "
         "2 KiB in all.",
         examples=[{"origin": "etl"}],
+        json_schema_extra={
+            "propertyNames": {"pattern": r"^[a-z0-9][a-z0-9-]{0,127}$"},
+            "additionalProperties": {"type": "string", "pattern": r"^[ -~]*$"},
+        },
     ),
 ]
 

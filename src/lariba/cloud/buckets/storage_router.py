@@ -19,6 +19,7 @@ from starlette.requests import ClientDisconnect
 from lariba.cloud.buckets.errors import provider_problem
 from lariba.cloud.buckets.objects import add_stored_bytes, check_storage_quota
 from lariba.cloud.buckets.reconcile import KIND
+from lariba.cloud.buckets.schemas import OBJECT_KEY_PATTERN
 from lariba.cloud.engine.models import Resource, ResourceStatus
 from lariba.cloud.engine.runtime import Cloud, CloudRuntime
 from lariba.core.errors import Forbidden, LaribaError, NotFound
@@ -42,7 +43,15 @@ _PROBLEMS: dict[int | str, dict[str, str]] = {
     404: {"description": "No such bucket or object"},
 }
 BucketId = Annotated[uuid.UUID, Path(description="Bucket id.")]
-Key = Annotated[str, Path(description="The object's key (URL-encoded).")]
+Key = Annotated[
+    str,
+    Path(
+        description="The object's key (URL-encoded): up to 1024 bytes of UTF-8, no control "
+        "characters, no leading `/`, no `.` or `..` segment.",
+        # Stated for clients; a key breaking them is answered 400 `invalid_key`.
+        json_schema_extra={"pattern": OBJECT_KEY_PATTERN, "maxLength": 1024},
+    ),
+]
 
 
 class InvalidKey(LaribaError):

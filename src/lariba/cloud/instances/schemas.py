@@ -35,7 +35,8 @@ Name = Annotated[
         examples=["web-1"],
     ),
 ]
-LabelKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.-]{0,62}$")]
+_LABEL_KEY = r"^[a-z][a-z0-9_.-]{0,62}$"
+LabelKey = Annotated[str, StringConstraints(pattern=_LABEL_KEY)]
 LabelValue = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{0,63}$")]
 Labels = Annotated[
     dict[LabelKey, LabelValue],
@@ -43,6 +44,8 @@ Labels = Annotated[
         max_length=MAX_LABELS,
         description="Up to 64 key/value pairs to organise and filter instances.",
         examples=[{"env": "prod", "team": "web"}],
+        # Pydantic leaves the keys' rule out of the JSON schema.
+        json_schema_extra={"propertyNames": {"pattern": _LABEL_KEY}},
     ),
 ]
 

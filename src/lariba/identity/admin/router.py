@@ -11,6 +11,7 @@ from pydantic import AwareDatetime
 from lariba.core.db import DbSession
 from lariba.core.pagination import Page, PageParams, SequencePageParams
 from lariba.core.responses import INVALID_INPUT, UNAUTHENTICATED
+from lariba.core.timestamps import ISO_8601
 from lariba.identity.admin import service
 from lariba.identity.admin.schemas import (
     AdminProjectOut,
@@ -98,10 +99,14 @@ async def admin_audit_filter(
     target_id: Annotated[str | None, Query(max_length=64, description="What was acted on.")] = None,
     project_id: Annotated[uuid.UUID | None, Query(description="Within this project.")] = None,
     since: Annotated[
-        AwareDatetime | None, Query(description="Events at or after (ISO 8601, with zone).")
+        AwareDatetime | None,
+        ISO_8601,
+        Query(description="Events at or after (ISO 8601, with zone)."),
     ] = None,
     until: Annotated[
-        AwareDatetime | None, Query(description="Events before (ISO 8601, with zone).")
+        AwareDatetime | None,
+        ISO_8601,
+        Query(description="Events before (ISO 8601, with zone)."),
     ] = None,
 ) -> AuditFilter:
     """The filters of the platform's audit trail, for its search and its export."""

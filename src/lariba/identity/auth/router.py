@@ -20,7 +20,7 @@ from lariba.identity.auth.schemas import (
     UpdateMeRequest,
     UserOut,
 )
-from lariba.identity.authn import CurrentPrincipal, InteractivePrincipal
+from lariba.identity.authn import INTERACTIVE_ONLY, CurrentPrincipal, InteractivePrincipal
 from lariba.identity.models import User
 from lariba.identity.runtime import Runtime
 
@@ -30,6 +30,7 @@ _PROBLEMS: dict[int | str, dict[str, str]] = {
     **UNAUTHENTICATED,
     **INVALID_INPUT,
 }
+_CREDENTIAL_PROBLEMS = {**_PROBLEMS, **INTERACTIVE_ONLY}
 
 
 @router.post(
@@ -85,7 +86,7 @@ async def refresh(
     "/v1/auth/logout",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="End this session (or every session with `everywhere`)",
-    responses=_PROBLEMS,
+    responses=_CREDENTIAL_PROBLEMS,
 )
 async def log_out(
     principal: InteractivePrincipal,
@@ -106,7 +107,12 @@ async def me(principal: CurrentPrincipal, session: DbSession) -> User:
     return user
 
 
-@router.patch("/v1/me", response_model=UserOut, summary="Update my profile", responses=_PROBLEMS)
+@router.patch(
+    "/v1/me",
+    response_model=UserOut,
+    summary="Update my profile",
+    responses=_CREDENTIAL_PROBLEMS,
+)
 async def update_me(
     body: UpdateMeRequest, principal: InteractivePrincipal, session: DbSession
 ) -> User:
@@ -123,7 +129,7 @@ async def update_me(
     "/v1/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Change my password (ends every session: log in again)",
-    responses=_PROBLEMS,
+    responses=_CREDENTIAL_PROBLEMS,
 )
 async def change_password(
     body: ChangePasswordRequest,

@@ -7,7 +7,9 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Form
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from lariba.core.addresses import EmailAddress
 
 Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -16,8 +18,11 @@ DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length
 class SignupRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr = Field(description="Your e-mail; used to log in.")
-    password: Password = Field(description="At least 10 characters, not a common password.")
+    email: EmailAddress = Field(description="Your e-mail; used to log in.")
+    password: Password = Field(
+        description="At least 10 characters, not a common password.",
+        json_schema_extra={"minLength": 10},
+    )
     display_name: DisplayName | None = None
 
 

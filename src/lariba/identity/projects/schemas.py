@@ -10,12 +10,13 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    EmailStr,
     Field,
     StringConstraints,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
+from lariba.core.addresses import EmailAddress
 from lariba.identity.models import Project, Role
 
 ProjectName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -46,7 +47,10 @@ class ProjectCreate(BaseModel):
 class ProjectUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: ProjectName | None = Field(default=None, description="New name; omit to keep it.")
+    # null is refused below; the schema says so by not offering it.
+    name: ProjectName | SkipJsonSchema[None] = Field(
+        default=None, description="New name; omit to keep it."
+    )
     description: ProjectDescription | None = Field(
         default=None, description="New description; null clears it, omit to keep it."
     )
@@ -102,7 +106,7 @@ class TransferOwnershipRequest(BaseModel):
 class InvitationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr = Field(description="Who is invited; they accept with this e-mail.")
+    email: EmailAddress = Field(description="Who is invited; they accept with this e-mail.")
     role: AssignableRole = Field(default=Role.member, description="Role given on acceptance.")
 
 

@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from lariba.core.addresses import EmailAddress
 from lariba.monitoring.alerts.models import AlertRule, AlertStateChange
 from lariba.monitoring.metrics.definitions import Aggregate
 from lariba.monitoring.metrics.errors import InvalidQuery
@@ -75,7 +76,7 @@ Window = Annotated[
 # No control characters: the name is an e-mail's subject.
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Emails = Annotated[
-    list[EmailStr],
+    list[EmailAddress],
     Field(
         max_length=MAX_EMAILS,
         description="Addresses e-mailed when the rule triggers and resolves (needs SMTP "

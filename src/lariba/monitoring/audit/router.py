@@ -15,6 +15,7 @@ from pydantic import AwareDatetime
 from lariba.core.db import DbSession
 from lariba.core.pagination import Page, SequencePageParams
 from lariba.core.responses import INVALID_INPUT, UNAUTHENTICATED
+from lariba.core.timestamps import ISO_8601
 from lariba.identity.admin.router import AdminAuditFilter
 from lariba.identity.admin.schemas import AuditEventOut
 from lariba.identity.audit import AuditFilter
@@ -48,12 +49,15 @@ _NDJSON: dict[int | str, dict[str, object]] = {
     }
 }
 
+
 Since = Annotated[
     AwareDatetime | None,
+    ISO_8601,
     Query(alias="from", description="Events at or after (ISO 8601, with zone)."),
 ]
 Until = Annotated[
     AwareDatetime | None,
+    ISO_8601,
     Query(alias="to", description="Events before (ISO 8601, with zone)."),
 ]
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 
 from lariba.cloud.engine.router import PROBLEMS
 from lariba.core.db import DbSession
+from lariba.core.timestamps import ISO_8601
 from lariba.identity.authz import ProjectViewer
 from lariba.monitoring.metrics import service
 from lariba.monitoring.metrics.definitions import Aggregate
@@ -40,6 +41,7 @@ async def get_series(
     ],
     start: Annotated[
         datetime | None,
+        ISO_8601,
         Query(
             alias="from",
             description="Start, inclusive (ISO 8601; UTC without an offset). "
@@ -47,12 +49,16 @@ async def get_series(
         ),
     ] = None,
     end: Annotated[
-        datetime | None, Query(alias="to", description="End, exclusive. Default: now.")
+        datetime | None,
+        ISO_8601,
+        Query(alias="to", description="End, exclusive. Default: now."),
     ] = None,
     step: Annotated[
         str | None,
         Query(
             max_length=16,
+            # The rule parse_step applies (which answers `invalid_step`).
+            json_schema_extra={"pattern": r"^\s*[1-9][0-9]{0,6}[smhd]\s*$"},
             description="Width of each point: `30s`, `5m`, `1h`, `1d`. At most 1,500 points. "
             "Default: the first of 1m, 5m, 15m, 1h, 6h, 1d, 7d giving at most 300 points.",
         ),

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from lariba.cloud.engine.router import PROBLEMS
 from lariba.cloud.engine.runtime import Cloud
 from lariba.core.db import DbSession
+from lariba.core.timestamps import ISO_8601
 from lariba.identity.authz import ProjectViewer
 from lariba.monitoring.usage import service
 from lariba.monitoring.usage.repository import Dimension
@@ -20,6 +21,7 @@ router = APIRouter(tags=["usage and cost"])
 
 From = Annotated[
     datetime | None,
+    ISO_8601,
     Query(
         alias="from",
         description="Start, inclusive (ISO 8601; UTC without an offset). "
@@ -28,6 +30,7 @@ From = Annotated[
 ]
 To = Annotated[
     datetime | None,
+    ISO_8601,
     Query(alias="to", description="End, exclusive. Default and latest: now."),
 ]
 GroupBy = Annotated[

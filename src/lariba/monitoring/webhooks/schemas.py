@@ -49,6 +49,12 @@ EventTypes = Annotated[
         "`alert.resolved`), a family (`resource.*`, `operation.*`, `budget.*`, `alert.*`) "
         "or `*` for all.",
         examples=[["resource.status_changed"]],
+        json_schema_extra={
+            "items": {
+                "type": "string",
+                "enum": [*EVENT_TYPES, *(f"{family}.*" for family in EVENT_FAMILIES), "*"],
+            }
+        },
     ),
 ]
 

@@ -1,0 +1,17 @@
+"""Timestamps in query strings: ISO 8601 only."""
+
+from __future__ import annotations
+
+from pydantic import BeforeValidator
+
+
+def _refuse_bare_numbers(value: object) -> object:
+    """Pydantic reads a bare number as a Unix time; the API promises (and documents)
+    ISO 8601, so ``from=0.5`` is refused rather than read as 1970."""
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("use ISO 8601, such as 2026-11-30T12:00:00Z")
+    return value
+
+
+# Annotated[datetime | None, ISO_8601, Query(...)]
+ISO_8601 = BeforeValidator(_refuse_bare_numbers)
