@@ -6,10 +6,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import httpx
 import pytest
+from asgi_lifespan import LifespanManager
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lariba.app import create_app
 from lariba.core.embedded import EmbeddedPostgres
-from tests.fixtures.app import running_client
+from tests.fixtures.app import BASE_URL, running_client
 from tests.fixtures.database import make_settings, prepare_database
 from tests.fixtures.identity import sign_up
 
@@ -100,3 +105,31 @@ def test_production_starts_with_real_secrets(tmp_path: Path) -> None:
         tmp_path, env="production", secret_key="k" * 40, database_url="postgresql://db/lariba"
     )
     assert settings.master_key == b"k" * 40
+
+
+async def test_every_pooled_connection_busy_is_503_server_busy_not_an_outage(
+    tmp_path: Path, test_database_url: str
+) -> None:
+    """When every connection the process may open is held by other requests, the answer
+    says the server is busy (PostgreSQL is fine), with a short Retry-After; once one is
+    free again, requests are answered."""
+    settings = make_settings(tmp_path, db_pool_size=1, db_connect_timeout_seconds=1)
+    app = create_app(settings, database_url=test_database_url, run_worker=False)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+            user = await sign_up(client)
+            engine: AsyncEngine = app.state.engine
+            # pool_size 1 + max_overflow 1: two connections, both taken.
+            async with engine.connect() as first, engine.connect() as second:
+                await first.execute(text("SELECT 1"))
+                await second.execute(text("SELECT 1"))
+                busy = await client.get("/v1/projects", headers=user.headers)
+            assert busy.status_code == 503, busy.text
+            assert busy.json()["code"] == "server_busy"
+            assert busy.headers["retry-after"] == "1"
+            assert busy.headers["content-type"] == "application/problem+json"
+
+            free = await client.get("/v1/projects", headers=user.headers)
+            assert free.status_code == 200, free.text
+            assert free.json()["items"] == []

@@ -21,6 +21,8 @@ from lariba.core.logging import redact_path
 
 PROBLEM_JSON = "application/problem+json"
 DATABASE_RETRY_AFTER_SECONDS = 5
+# A request refused because every pooled connection was busy: another try soon will do.
+BUSY_RETRY_AFTER_SECONDS = 1
 
 log = structlog.get_logger(__name__)
 
@@ -260,6 +262,22 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     )
 
 
+async def _server_busy(request: Request, exc: Exception) -> JSONResponse:
+    # The pool's checkout timed out: every connection this process may open is in use by
+    # other requests. PostgreSQL itself is fine; the process has more work than it can
+    # take on, and another replica (or this one, a moment later) will answer.
+    log.warning("server_busy", error_type=type(exc).__name__)
+    return problem_response(
+        request,
+        status=503,
+        code="server_busy",
+        title="Service unavailable",
+        detail="The server is answering more requests than it has database connections "
+        "for; retry shortly.",
+        headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", error_type=type(exc).__name__)
     return problem_response(
@@ -293,10 +311,10 @@ def install_error_handlers(
     for error in (
         sa_exc.OperationalError,
         sa_exc.InterfaceError,
-        sa_exc.TimeoutError,
         psycopg.OperationalError,
         psycopg.InterfaceError,
         ConnectionError,
     ):
         app.add_exception_handler(error, _database_unavailable)
+    app.add_exception_handler(sa_exc.TimeoutError, _server_busy)
     app.add_exception_handler(Exception, unexpected)
