@@ -6,7 +6,7 @@ UV_VERSION := 0.13.8
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run install test browser lint format bench clean
+.PHONY: run install test browser lint format bench reliability clean
 
 run: install ## Run Lariba Cloud on http://127.0.0.1:8000 (embedded PostgreSQL, no configuration)
 	$(UV) run --frozen lariba serve
@@ -34,6 +34,10 @@ bench: install ## Benchmarks (see docs/benchmarks.md); BENCH_ARGS=--short for a 
 	$(UV) run --frozen python -m bench.instances_create $(BENCH_ARGS)
 	$(UV) run --frozen python -m bench.storage $(BENCH_ARGS)
 	$(UV) run --frozen python -m bench.usage_report $(BENCH_ARGS)
+
+reliability: install ## The whole reliability suite (docs/reliability.md): tests/reliability in full mode, then the 200-user load test
+	LARIBA_RELIABILITY=full $(UV) run --frozen pytest tests/reliability
+	$(UV) run --frozen python -m bench.load_mix
 
 install: $(UV)
 	$(UV) sync --frozen
