@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from tests.fixtures.cloud import (
 from tests.fixtures.faults import FaultProxy, aws_compute_behind
 from tests.fixtures.identity import TestUser, create_project, sign_up
 from tests.fixtures.moto import dummy_session
+from tests.fixtures.operations import Step, drive
 from tests.fixtures.workers import lariba_workers, local_instances
 
 TAG_RESOURCE_ID = "lariba:resource-id"
@@ -164,56 +166,6 @@ def every_ec2_instance(ec2: EC2Client) -> list[dict[str, Any]]:
     ]
 
 
-async def _project_operations(
-    client: httpx.AsyncClient, user: TestUser, project_id: str
-) -> list[dict[str, Any]]:
-    operations: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"limit": 100}
-    while True:
-        response = await client.get(
-            f"/v1/projects/{project_id}/operations", params=params, headers=user.headers
-        )
-        assert response.status_code == 200, response.text
-        page = response.json()
-        operations += page["items"]
-        if not page["next_cursor"]:
-            return operations
-        params["cursor"] = page["next_cursor"]
-
-
-async def drive(
-    client: httpx.AsyncClient,
-    user: TestUser,
-    operations: list[dict[str, Any]],
-    *,
-    then: dict[str, list[str]],
-    within: float = 45.0,
-) -> list[dict[str, Any]]:
-    """Waits for ``operations``; as soon as one of resource ``r`` succeeds, asks for the
-    next action of ``then[r]``. Polls with one listing of the project's operations at a
-    time: one poller per operation would load the test's own API replica more than the
-    workers under test. Returns every operation, finished."""
-    project_id = operations[0]["project_id"]
-    waiting = {op["id"]: op for op in operations}
-    finished: list[dict[str, Any]] = []
-    deadline = time.monotonic() + within
-    while waiting:
-        for operation in await _project_operations(client, user, project_id):
-            if operation["id"] not in waiting or operation["status"] not in ("succeeded", "failed"):
-                continue
-            del waiting[operation["id"]]
-            finished.append(operation)
-            resource_id = operation["resource"]["id"]
-            if operation["status"] == "succeeded" and then.get(resource_id):
-                action = then[resource_id].pop(0)
-                following = await act(client, user, project_id, resource_id, action)
-                waiting[following["id"]] = following
-        if time.monotonic() > deadline:
-            raise AssertionError(f"operations still running: {list(waiting.values())}")
-        await asyncio.sleep(0.1)
-    return finished
-
-
 INSTANCES = 20
 CYCLED = 6  # of them stopped and started again while the others still converge
 
@@ -248,9 +200,11 @@ async def test_two_workers_never_work_one_resource_at_once_nor_create_twice(
                     )
                 )  # fmt: skip
                 ids = [op["resource"]["id"] for op in created]
-                operations = await drive(
-                    client, user, created, then={i: ["stop", "start"] for i in ids[:CYCLED]}
-                )
+                cycles: dict[str, list[Step]] = {
+                    i: [partial(act, client, user, pid, i, a) for a in ("stop", "start")]
+                    for i in ids[:CYCLED]
+                }
+                operations = await drive(client, user, created, then=cycles)
             assert len(operations) == INSTANCES + 2 * CYCLED
             failed = [op for op in operations if op["status"] != "succeeded"]
             assert not failed, (failed, workers.logs())
