@@ -36,7 +36,7 @@ bench: install ## Benchmarks (see docs/benchmarks.md); BENCH_ARGS=--short for a 
 	$(UV) run --frozen python -m bench.usage_report $(BENCH_ARGS)
 
 reliability: install ## The whole reliability suite (docs/reliability.md): tests/reliability in full mode, then the 200-user load test
-	LARIBA_RELIABILITY=full $(UV) run --frozen pytest tests/reliability
+	LARIBA_RELIABILITY=full $(UV) run --frozen pytest tests/reliability tests/cloud/test_provider_faults.py
 	$(UV) run --frozen python -m bench.load_mix
 
 install: $(UV)
