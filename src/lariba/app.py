@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lariba import __version__
@@ -21,6 +21,7 @@ from lariba.core.idempotency import idempotency_tasks, install_idempotency
 from lariba.core.jobs import JobQueue, TaskRegistrar
 from lariba.core.metrics import HttpMetricsMiddleware
 from lariba.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from lariba.core.query import refuse_repeated_query_parameters
 from lariba.core.responses import document_problems
 from lariba.core.settings import Settings
 from lariba.identity.router import router as identity_router
@@ -119,6 +120,7 @@ def create_app(
         docs_url="/docs",
         openapi_url="/openapi.json",
         redoc_url=None,
+        dependencies=[Depends(refuse_repeated_query_parameters)],
     )
     app.state.settings = settings
     app.state.engine = engine

@@ -184,3 +184,26 @@ async def test_junk_never_causes_a_server_error(
             assert response.status_code < 500, (op, response.text)
             if response.status_code >= 400:
                 assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_single_valued_query_parameter_given_twice_is_422(
+    client: httpx.AsyncClient, alice: TestUser
+) -> None:
+    """Read as its last value, ``?limit=1&limit=50`` would quietly mean 50; parameters
+    that take a list (``status``, ``label``) may be repeated."""
+    twice = await client.get("/v1/projects?limit=1&limit=50", headers=alice.headers)
+    assert twice.status_code == 422, twice.text
+    assert twice.json()["errors"] == [
+        {
+            "field": "limit",
+            "message": "give `limit` once; it takes a single value",
+            "location": "query",
+        }
+    ]
+    project = await client.post("/v1/projects", json={"name": "lists"}, headers=alice.headers)
+    listed = await client.get(
+        f"/v1/projects/{project.json()['id']}/instances?status=running&status=stopped",
+        headers=alice.headers,
+    )
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["items"] == []
