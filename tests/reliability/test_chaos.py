@@ -49,7 +49,7 @@ from tests.fixtures.workers import WorkerProcess, Workers, lariba_workers, local
 FULL = os.environ.get("LARIBA_RELIABILITY") == "full"
 OPERATIONS = 200 if FULL else 40
 SEED = int(os.environ.get("LARIBA_CHAOS_SEED", "20261130"))
-WORKERS = 3
+WORKERS = 4
 # Between two kills: short, so that many operations see a kill while they run. Only a
 # worker that has started taking jobs is killed (a replacement takes a few seconds to
 # start on a busy machine); otherwise no work might ever be done.
