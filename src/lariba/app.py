@@ -24,6 +24,7 @@ from lariba.core.middleware import BodySizeLimitMiddleware, RequestContextMiddle
 from lariba.core.query import refuse_repeated_query_parameters
 from lariba.core.responses import document_problems
 from lariba.core.settings import Settings
+from lariba.core.text import refuse_nul_characters
 from lariba.identity.router import router as identity_router
 from lariba.identity.runtime import IdentityRuntime
 from lariba.monitoring.alerts.tasks import alert_tasks
@@ -120,7 +121,10 @@ def create_app(
         docs_url="/docs",
         openapi_url="/openapi.json",
         redoc_url=None,
-        dependencies=[Depends(refuse_repeated_query_parameters)],
+        dependencies=[
+            Depends(refuse_repeated_query_parameters),
+            Depends(refuse_nul_characters),
+        ],
     )
     app.state.settings = settings
     app.state.engine = engine

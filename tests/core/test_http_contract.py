@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lariba.identity.models import User
+from lariba.identity.models import Project, User
 from tests.fixtures.identity import TestUser
 from tests.fixtures.routes import operations
 
@@ -207,3 +207,42 @@ async def test_a_single_valued_query_parameter_given_twice_is_422(
     )
     assert listed.status_code == 200, listed.text
     assert listed.json()["items"] == []
+
+
+async def test_a_nul_character_anywhere_is_422_naming_where(
+    client: httpx.AsyncClient, alice: TestUser, db: AsyncSession
+) -> None:
+    """PostgreSQL text cannot hold U+0000: refused before any query, never a 500 and
+    never a stream cut after its 200. An escaped backslash before `u0000` is plain text."""
+    named = await client.post("/v1/projects", json={"name": "web\u0000prod"}, headers=alice.headers)
+    assert named.status_code == 422, named.text
+    assert named.json()["errors"] == [
+        {
+            "field": "body",
+            "message": "text must not contain NUL characters (U+0000)",
+            "location": "body",
+        }
+    ]
+    assert (await db.scalar(select(func.count()).select_from(Project))) == 0
+
+    literal = await client.post(
+        "/v1/projects", json={"name": "web\\u0000prod"}, headers=alice.headers
+    )
+    assert literal.status_code == 201, literal.text
+    assert literal.json()["name"] == "web\\u0000prod"
+    project_id = literal.json()["id"]
+
+    for path in (f"/v1/projects/{project_id}/audit", f"/v1/projects/{project_id}/audit/export"):
+        filtered = await client.get(path, params={"actor": "a\x00b"}, headers=alice.headers)
+        assert filtered.status_code == 422, filtered.text
+        assert filtered.json()["errors"][0]["field"] == "actor"
+
+    login = await client.post(
+        "/v1/auth/token", data={"username": "a\x00@example.com", "password": "x" * 12}
+    )
+    assert login.status_code == 422, login.text
+    assert login.json()["errors"][0] == {
+        "field": "username",
+        "message": "text must not contain NUL characters (U+0000)",
+        "location": "body",
+    }
