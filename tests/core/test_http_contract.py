@@ -218,7 +218,7 @@ async def test_a_nul_character_anywhere_is_422_naming_where(
     assert named.status_code == 422, named.text
     assert named.json()["errors"] == [
         {
-            "field": "body",
+            "field": "name",
             "message": "text must not contain NUL characters (U+0000)",
             "location": "body",
         }

@@ -4,7 +4,9 @@ after its 200. They are refused up front, with a 422 naming where they were."""
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +15,7 @@ from fastapi.routing import APIRoute
 # ``\u0000`` in a JSON text, not preceded by an escaped backslash (``\\u0000`` is the six
 # characters backslash-u-0-0-0-0, which PostgreSQL stores fine).
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+_STORAGE = "/v1/storage/"
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -23,11 +26,14 @@ async def refuse_nul_characters(request: Request) -> None:
         for name, value in request.query_params.multi_items()
         if "\x00" in name or "\x00" in value
     ]
-    where += [
-        ("path", name)
-        for name, value in request.path_params.items()
-        if isinstance(value, str) and "\x00" in value
-    ]
+    # Object keys at signed storage URLs are the storage's to judge (400 `invalid_key`,
+    # as S3 answers).
+    if not request.url.path.startswith(_STORAGE):
+        where += [
+            ("path", name)
+            for name, value in request.path_params.items()
+            if isinstance(value, str) and "\x00" in value
+        ]
     route = request.scope.get("route")
     # Only a body the route parses (read already, so this costs no I/O): a raw upload
     # streamed to storage is bytes, NULs and all.
@@ -39,8 +45,8 @@ async def refuse_nul_characters(request: Request) -> None:
                 for name, value in form.multi_items()
                 if "\x00" in name or (isinstance(value, str) and "\x00" in value)
             ]
-        elif _JSON_NUL.search(await request.body()):
-            where.append(("body", "body"))
+        elif _JSON_NUL.search(body := await request.body()):
+            where += [("body", field) for field in _fields_with_nul(json.loads(body))]
     if where:
         raise RequestValidationError(
             [
@@ -52,3 +58,21 @@ async def refuse_nul_characters(request: Request) -> None:
                 for location, name in where
             ]
         )
+
+
+def _fields_with_nul(value: Any, path: str = "") -> list[str]:
+    """The dotted paths of the strings (or object keys) holding a NUL in a parsed JSON
+    body; ``body`` for the body itself."""
+    if isinstance(value, str):
+        return [path or "body"] if "\x00" in value else []
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                found.append(path or "body")
+            found += _fields_with_nul(item, child)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _fields_with_nul(item, f"{path}.{index}" if path else str(index))
+    return found
