@@ -36,14 +36,14 @@ PRIVILEGED: dict[str, Any] = {
 }
 
 
-def _resolve(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
+def resolve(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
     """The object schema behind a ``$ref`` or an optional (``anyOf [ref, null]``) body."""
     components = app.openapi()["components"]["schemas"]
     if "$ref" in schema:
-        return _resolve(app, components[schema["$ref"].rsplit("/", 1)[-1]])
+        return resolve(app, components[schema["$ref"].rsplit("/", 1)[-1]])
     options = [s for s in schema.get("anyOf", []) if s.get("type") != "null"]
     if len(options) == 1:
-        return _resolve(app, options[0])
+        return resolve(app, options[0])
     return schema
 
 
@@ -106,7 +106,7 @@ async def test_privileged_fields_no_body_declares_are_422_and_change_nothing(
     before = await project_rows(db, project["id"], request_counts=False), await _users(db)
     checked = 0
     for op in json_bodies(app):
-        declared = _resolve(app, op.body_schema or {}).get("properties", {})
+        declared = resolve(app, op.body_schema or {}).get("properties", {})
         caller = platform_admin_user if op.path.startswith("/v1/admin/") else alice
         url = op.url(project_id=project["id"], user_id=alice.id)
         for field, value in values.items():

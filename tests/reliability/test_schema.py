@@ -116,6 +116,10 @@ request-timeout = 30
 [generation]
 max-examples = {examples}
 database = "none"
+# Text never holds a NUL (U+0000): Lariba refuses it everywhere with a 422 naming the field
+# before any other check (docs/api.md), which JSON Schema's "string" cannot say.
+# tests/core/test_http_contract.py proves that refusal on every kind of input.
+allow-x00 = false
 {exceptions}"""
 
 

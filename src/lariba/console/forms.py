@@ -16,6 +16,19 @@ async def form_values(request: Request) -> dict[str, str]:
     }
 
 
+def number(text: str) -> int | str | None:
+    """A whole-number field for the API, which takes JSON numbers: empty is left out;
+    what is not a whole number goes as typed, so the API's own message says what is
+    wrong with it."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def optional(values: dict[str, str], *names: str) -> dict[str, str]:
     """The named fields that were filled in: an empty field means "the API's default"."""
     return {name: values[name] for name in names if values.get(name)}

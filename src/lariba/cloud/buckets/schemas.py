@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from lariba.cloud.engine.models import Resource
 from lariba.cloud.instances.schemas import Labels
@@ -107,7 +107,7 @@ class BucketCreate(BaseModel):
     region: str | None = Field(
         default=None, max_length=64, description="A catalog region. Default: the first one."
     )
-    versioning: bool = Field(default=False, description="Keep every version of every object.")
+    versioning: StrictBool = Field(default=False, description="Keep every version of every object.")
     labels: Labels = Field(default_factory=dict)
 
     @field_validator("name")
@@ -128,7 +128,7 @@ class LabelsUpdate(BaseModel):
 class VersioningUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = Field(description="On: keep every version. Off: suspend versioning.")
+    enabled: StrictBool = Field(description="On: keep every version. Off: suspend versioning.")
 
 
 class BucketOut(BaseModel):
@@ -217,10 +217,15 @@ class PresignRequest(BaseModel):
     key: ObjectKey
     method: Literal["GET", "PUT"]
     expires_in: int = Field(
-        default=3600, ge=1, le=MAX_PRESIGN_SECONDS, description="Seconds (at most 7 days)."
+        default=3600,
+        strict=True,
+        ge=1,
+        le=MAX_PRESIGN_SECONDS,
+        description="Seconds (at most 7 days).",
     )
     content_length: int | None = Field(
         default=None,
+        strict=True,
         ge=0,
         le=MAX_SINGLE_PUT_BYTES,
         description="PUT only, and required: the exact size of the upload, checked against "
@@ -283,17 +288,17 @@ class UploadOut(BaseModel):
 class PartPresignRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    part_number: int = Field(ge=1, le=MAX_PARTS)
+    part_number: int = Field(strict=True, ge=1, le=MAX_PARTS)
     content_length: int = Field(
-        ge=1, le=MAX_SINGLE_PUT_BYTES, description="The part's exact size (signed)."
+        strict=True, ge=1, le=MAX_SINGLE_PUT_BYTES, description="The part's exact size (signed)."
     )
-    expires_in: int = Field(default=3600, ge=1, le=MAX_PRESIGN_SECONDS)
+    expires_in: int = Field(default=3600, strict=True, ge=1, le=MAX_PRESIGN_SECONDS)
 
 
 class CompletedPart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    part_number: int = Field(ge=1, le=MAX_PARTS)
+    part_number: int = Field(strict=True, ge=1, le=MAX_PARTS)
     etag: str = Field(min_length=1, max_length=128, description="The part upload's ETag.")
 
 

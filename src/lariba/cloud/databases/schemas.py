@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from lariba.cloud.engine.models import Resource
 from lariba.cloud.engine.schemas import OperationOut
@@ -27,7 +27,9 @@ Name = Annotated[
 ]
 StorageGb = Annotated[
     int,
-    Field(ge=1, le=MAX_STORAGE_GB, description="Allocated storage in GB.", examples=[20]),
+    Field(
+        strict=True, ge=1, le=MAX_STORAGE_GB, description="Allocated storage in GB.", examples=[20]
+    ),
 ]
 
 
@@ -47,7 +49,7 @@ class DatabaseCreate(BaseModel):
     )
     storage_gb: StorageGb
     region: str | None = Field(default=None, max_length=64, description="Default: the first.")
-    deletion_protection: bool = Field(
+    deletion_protection: StrictBool = Field(
         default=False,
         description="aws: RDS refuses to delete it. Lariba refuses a DELETE while it is set.",
     )
@@ -60,7 +62,7 @@ class DatabaseUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     labels: Labels | None = Field(default=None, description="Its new labels (replacing).")
-    deletion_protection: bool | None = None
+    deletion_protection: StrictBool | None = None
 
 
 class DatabaseResize(BaseModel):
@@ -88,7 +90,7 @@ class SnapshotRestore(BaseModel):
     name: Name
     size: str | None = Field(default=None, max_length=64)
     storage_gb: StorageGb | None = None
-    deletion_protection: bool = False
+    deletion_protection: StrictBool = False
     labels: Labels = Field(default_factory=dict)
 
 

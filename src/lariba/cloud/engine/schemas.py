@@ -118,9 +118,9 @@ class QuotaUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    instances: int | None = Field(default=None, ge=0, le=100_000)
-    vcpus: int | None = Field(default=None, ge=0, le=1_000_000)
-    buckets: int | None = Field(default=None, ge=0, le=100_000)
-    storage_bytes: int | None = Field(default=None, ge=0, le=2**62)
-    databases: int | None = Field(default=None, ge=0, le=100_000)
-    database_storage_gb: int | None = Field(default=None, ge=0, le=10_000_000)
+    instances: int | None = Field(default=None, strict=True, ge=0, le=100_000)
+    vcpus: int | None = Field(default=None, strict=True, ge=0, le=1_000_000)
+    buckets: int | None = Field(default=None, strict=True, ge=0, le=100_000)
+    storage_bytes: int | None = Field(default=None, strict=True, ge=0, le=2**62)
+    databases: int | None = Field(default=None, strict=True, ge=0, le=100_000)
+    database_storage_gb: int | None = Field(default=None, strict=True, ge=0, le=10_000_000)

@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     field_validator,
     model_validator,
@@ -117,7 +118,7 @@ class InstanceCreate(BaseModel):
         default=None, max_length=8192, description="An OpenSSH public key line."
     )
     firewall: list[FirewallRuleIn] = Field(default_factory=list, max_length=MAX_FIREWALL_RULES)
-    public_ip: bool = Field(default=False, description="Give the instance a public address.")
+    public_ip: StrictBool = Field(default=False, description="Give the instance a public address.")
     labels: Labels = Field(default_factory=dict)
 
     @field_validator("user_data")

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from lariba.console.api import ApiProblem
-from lariba.console.forms import form_values
+from lariba.console.forms import form_values, number
 from lariba.console.rendering import redirect, render
 from lariba.console.session import SignedIn, Visitor
 
@@ -148,7 +148,7 @@ async def set_quotas(request: Request, visitor: SignedIn, project_id: uuid.UUID)
     project = await _admin_project(visitor, project_id)
     values = await form_values(request)
     # Empty fields keep their limits; the API checks the numbers.
-    body = {name: values[name] for name, _, _ in QUOTAS if values.get(name)}
+    body = {name: number(values[name]) for name, _, _ in QUOTAS if values.get(name, "").strip()}
     try:
         saved = await visitor.api.put(f"/v1/admin/projects/{project_id}/quotas", body)
     except ApiProblem as problem:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from lariba.console.api import ApiProblem
-from lariba.console.forms import form_values, labels_from_text, optional
+from lariba.console.forms import form_values, labels_from_text, number, optional
 from lariba.console.rendering import InProject, ProjectPage, redirect, render
 
 router = APIRouter()
@@ -24,17 +24,6 @@ MASK = "********"
 # Why a page shows a password: a new database (or one restored), a new password, or an
 # owner or admin asked for it.
 Shown = Literal["created", "reset", "revealed"]
-
-
-def number(text: str) -> int | str | None:
-    """A number field for the API: empty is left out; what is not a whole number goes
-    as typed, so the API's own message says what is wrong with it."""
-    if not text:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return text
 
 
 def masked_connection_string(endpoint: dict[str, Any] | None) -> str | None:

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from lariba.console.api import ApiProblem
 from lariba.console.charts import Chart, bar_chart, line_chart
-from lariba.console.forms import form_values
+from lariba.console.forms import form_values, number
 from lariba.console.rendering import InProject, ProjectPage, money, redirect, render, templates
 
 router = APIRouter()
@@ -192,7 +192,7 @@ async def export_csv(
 @router.post("/projects/{project_id}/usage/budget")
 async def set_budget(request: Request, page: InProject) -> Response:
     values = await form_values(request)
-    thresholds = [t.strip() for t in values.get("thresholds", "").split(",") if t.strip()]
+    thresholds = [number(t) for t in values.get("thresholds", "").split(",") if t.strip()]
     body: dict[str, Any] = {
         "amount_usd": values.get("amount_usd", ""),
         "block_provisioning": values.get("block_provisioning") == "on",

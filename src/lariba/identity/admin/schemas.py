@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 
 class AdminUserOut(BaseModel):
@@ -24,10 +24,10 @@ class AdminUserOut(BaseModel):
 class AdminUserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    is_active: bool | None = Field(
+    is_active: StrictBool | None = Field(
         default=None, description="false disables the account and ends all its sessions."
     )
-    is_platform_admin: bool | None = Field(default=None, description="Grant or take admin.")
+    is_platform_admin: StrictBool | None = Field(default=None, description="Grant or take admin.")
 
 
 class AdminProjectOut(BaseModel):

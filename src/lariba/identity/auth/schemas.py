@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Form
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from lariba.core.addresses import EmailAddress
 
@@ -60,7 +60,7 @@ class RefreshRequest(BaseModel):
 class LogoutRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    everywhere: bool = Field(
+    everywhere: StrictBool = Field(
         default=False, description="End every session of the account, not only this one."
     )
 

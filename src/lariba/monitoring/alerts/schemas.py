@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from lariba.core.addresses import EmailAddress
+from lariba.core.amounts import DecimalAmount
 from lariba.monitoring.alerts.models import AlertRule, AlertStateChange
 from lariba.monitoring.metrics.definitions import Aggregate
 from lariba.monitoring.metrics.errors import InvalidQuery
@@ -56,7 +57,7 @@ class CostSource(BaseModel):
 
 Source = Annotated[MetricSource | CostSource, Field(discriminator="type")]
 Threshold = Annotated[
-    Decimal,
+    DecimalAmount,
     Field(
         max_digits=24,
         decimal_places=6,
@@ -102,7 +103,7 @@ class AlertRuleCreate(BaseModel):
     comparison: Comparison
     threshold: Threshold
     window: Window | None = None
-    enabled: bool = True
+    enabled: StrictBool = True
     emails: Emails = Field(default_factory=list)
 
     _window = field_validator("window")(_check_window)
@@ -118,7 +119,7 @@ class AlertRuleUpdate(BaseModel):
     comparison: Comparison | None = None
     threshold: Threshold | None = None
     window: Window | None = None
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
     emails: Emails | None = None
 
     _window = field_validator("window")(_check_window)

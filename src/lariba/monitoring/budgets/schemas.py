@@ -5,7 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+
+from lariba.core.amounts import DecimalAmount
 
 DEFAULT_THRESHOLDS = [50, 80, 100]
 
@@ -14,18 +16,18 @@ class BudgetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount_usd: Annotated[
-        Decimal,
+        DecimalAmount,
         Field(gt=0, max_digits=14, decimal_places=2, description="The monthly amount, in USD."),
     ]
     thresholds: Annotated[
-        list[Annotated[int, Field(ge=1, le=1000)]],
+        list[Annotated[int, Field(strict=True, ge=1, le=1000)]],
         Field(
             min_length=1,
             max_length=10,
             description="Percentages of the amount that notify when the month's cost reaches them.",
         ),
     ] = DEFAULT_THRESHOLDS
-    block_provisioning: bool = Field(
+    block_provisioning: StrictBool = Field(
         default=False,
         description="Refuse new instances, buckets and databases (403 `budget_exceeded`) "
         "once the month's cost reaches the amount.",

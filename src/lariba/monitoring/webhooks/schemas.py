@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from lariba.monitoring.models import Webhook, WebhookAttempt, WebhookDelivery
 from lariba.monitoring.webhooks.ssrf import MAX_URL_LENGTH
@@ -77,7 +77,7 @@ class WebhookCreate(BaseModel):
     url: Url
     description: Description = ""
     event_types: EventTypes
-    enabled: bool = True
+    enabled: StrictBool = True
 
     @field_validator("event_types")
     @classmethod
@@ -93,7 +93,7 @@ class WebhookUpdate(BaseModel):
     url: Url | None = None
     description: Description | None = None
     event_types: EventTypes | None = None
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
     @field_validator("event_types")
     @classmethod
