@@ -7,6 +7,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from lariba.app import create_app as create_lariba_app
+from lariba.app import warm_up
 from lariba.core.logging import configure_logging
 from lariba.core.settings import Settings
 
@@ -16,4 +17,6 @@ def create_app() -> FastAPI:
     if settings.database_url is None:
         raise RuntimeError("LARIBA_DATABASE_URL must be set")
     configure_logging(settings.log_level)
-    return create_lariba_app(settings, database_url=settings.database_url)
+    app = create_lariba_app(settings, database_url=settings.database_url)
+    warm_up(app)
+    return app

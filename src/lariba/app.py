@@ -21,7 +21,7 @@ from lariba.core.idempotency import idempotency_tasks, install_idempotency
 from lariba.core.jobs import JobQueue, TaskRegistrar
 from lariba.core.metrics import HttpMetricsMiddleware
 from lariba.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from lariba.core.query import refuse_repeated_query_parameters
+from lariba.core.query import list_query_parameters, refuse_repeated_query_parameters
 from lariba.core.responses import document_problems
 from lariba.core.settings import Settings
 from lariba.core.text import refuse_nul_characters
@@ -70,6 +70,14 @@ def job_queue(
         stalled_after_seconds=settings.job_stalled_after_seconds,
         poll_seconds=min(1.0, settings.reconcile_poll_seconds),
     )
+
+
+def warm_up(app: FastAPI) -> None:
+    """Builds now what the first requests would otherwise wait for: the OpenAPI document,
+    the query parameters that take lists (read from it), and FastAPI's routing tables of
+    the included routers, which it builds lazily and the document's build fills. About
+    0.6 s of CPU that a server's first callers, or a new replica's, no longer pay."""
+    list_query_parameters(app)
 
 
 def create_app(

@@ -15,6 +15,9 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lariba.app import create_app, warm_up
+from lariba.core.query import list_query_parameters
+from lariba.core.settings import Settings
 from lariba.identity.models import Project, User
 from tests.fixtures.identity import TestUser
 from tests.fixtures.routes import operations
@@ -207,6 +210,23 @@ async def test_a_single_valued_query_parameter_given_twice_is_422(
     )
     assert listed.status_code == 200, listed.text
     assert listed.json()["items"] == []
+
+
+def test_warm_up_builds_before_the_first_request_what_it_would_wait_for(
+    settings: Settings, test_database_url: str
+) -> None:
+    """``lariba serve`` warms its app up before it listens: the OpenAPI document and the
+    list parameters read from it exist, and the first request builds nothing."""
+    app = create_app(settings, database_url=test_database_url)
+    assert app.openapi_schema is None
+    warm_up(app)
+    assert app.openapi_schema is not None
+    lists = app.state.list_query_parameters
+    assert lists[("/v1/projects/{project_id}/instances", "get")] == {"status", "label"}
+    assert lists[("/v1/projects", "get")] == frozenset()
+    built = app.openapi_schema
+    assert list_query_parameters(app) is lists
+    assert app.openapi() is built
 
 
 async def test_a_nul_character_anywhere_is_422_naming_where(

@@ -90,7 +90,7 @@ def serve(
     """Run the API. With no LARIBA_DATABASE_URL, starts an embedded PostgreSQL first."""
     import uvicorn
 
-    from lariba.app import create_app
+    from lariba.app import create_app, warm_up
     from lariba.cli.serving import ApiServer
     from lariba.core import migrate as migrations
     from lariba.core.embedded import database_url_for
@@ -110,8 +110,10 @@ def serve(
             created = _with_identity(settings, url, bootstrap)
             if created is not None:
                 _announce_admin(*created)
+            api = create_app(settings, database_url=url)
+            warm_up(api)
             config = uvicorn.Config(
-                create_app(settings, database_url=url),
+                api,
                 host=settings.host,
                 port=settings.port,
                 log_config=None,

@@ -40,10 +40,12 @@ async def refuse_repeated_query_parameters(request: Request) -> None:
 def _list_parameters(app: FastAPI, path: str, method: str) -> frozenset[str]:
     """The query parameters of one operation that take a list, from the OpenAPI schema
     (the same description clients read). Outside the schema (console pages): none."""
-    return _by_operation(app).get((path, method), frozenset())
+    return list_query_parameters(app).get((path, method), frozenset())
 
 
-def _by_operation(app: FastAPI) -> dict[tuple[str, str], frozenset[str]]:
+def list_query_parameters(app: FastAPI) -> dict[tuple[str, str], frozenset[str]]:
+    """Per (path, method), the query parameters that take a list; built once per app,
+    from its OpenAPI document (built then too, if it was not yet)."""
     cached: dict[tuple[str, str], frozenset[str]] | None = getattr(
         app.state, "list_query_parameters", None
     )
