@@ -68,9 +68,15 @@ async def project_limits(
 
 
 async def quota_use(
-    session: AsyncSession, *, settings: Settings, project_id: uuid.UUID
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    project_id: uuid.UUID,
+    limits: dict[str, int] | None = None,
 ) -> list[QuotaUse]:
-    limits = await project_limits(session, settings=settings, project_id=project_id)
+    """Every quota with its use; ``limits`` when the caller has read them already."""
+    if limits is None:
+        limits = await project_limits(session, settings=settings, project_id=project_id)
     entry = func.jsonb_each_text(Resource.usage).table_valued("key", "value").alias("entry")
     # bigint: storage_bytes passes 2**31 at 2 GiB.
     amount = cast(entry.c.value, BigInteger)
@@ -110,8 +116,18 @@ async def reserve(
     """Refuses (403 ``quota_exceeded``) unless ``requested`` fits in what is left. Locks
     the project row, so concurrent requests of one project are counted one at a time;
     the caller then writes the resource's ``usage`` in the same transaction."""
-    await session.execute(select(Project.id).where(Project.id == project_id).with_for_update())
-    for use in await quota_use(session, settings=settings, project_id=project_id):
+    # The lock and the project's own limits in one statement: it is on every create.
+    overrides = (
+        await session.execute(
+            select(ProjectQuota.limits)
+            .select_from(Project)
+            .outerjoin(ProjectQuota, ProjectQuota.project_id == Project.id)
+            .where(Project.id == project_id)
+            .with_for_update(of=Project)
+        )
+    ).scalar()
+    limits = {**default_limits(settings), **(overrides or {})}
+    for use in await quota_use(session, settings=settings, project_id=project_id, limits=limits):
         wanted = requested.get(use.name, 0)
         if wanted > 0 and use.in_use + use.reserved + wanted > use.limit:
             raise QuotaExceeded(use, wanted)

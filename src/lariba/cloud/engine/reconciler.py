@@ -21,6 +21,7 @@ import procrastinate
 import structlog
 from procrastinate import JobContext
 from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from lariba.cloud.engine.models import (
     ACTIVE_OPERATION,
@@ -236,24 +237,28 @@ def failure_reason(exc: ProviderError) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _exclusively(runtime: CloudRuntime, resource_id: uuid.UUID) -> AsyncIterator[bool]:
+async def _exclusively(
+    runtime: CloudRuntime, resource_id: uuid.UUID
+) -> AsyncIterator[AsyncConnection | None]:
+    """The lock's connection while the lock is held; None when another pass holds it."""
     key = func.hashtextextended(f"lariba:resource:{resource_id}", 0)
     # A session-level lock needs no transaction around it: autocommit spares two.
     async with runtime.locks.connect() as connection:
         await connection.execution_options(isolation_level="AUTOCOMMIT")
         acquired = bool((await connection.execute(select(func.pg_try_advisory_lock(key)))).scalar())
         try:
-            yield acquired
+            yield connection if acquired else None
         finally:
             if acquired:
                 await connection.execute(select(func.pg_advisory_unlock(key)))
 
 
 async def _load(
-    runtime: CloudRuntime, resource_id: uuid.UUID
+    connection: AsyncConnection, resource_id: uuid.UUID
 ) -> tuple[Resource | None, Operation | None]:
-    """Reads only: the pass's first save marks its operation running."""
-    async with runtime.sessionmaker() as session:
+    """Reads only, on the lock's connection (autocommit: no transaction, no second
+    connection); the pass's first save marks its operation running."""
+    async with AsyncSession(bind=connection, expire_on_commit=False) as session:
         resource = await session.get(Resource, resource_id)
         if resource is None:
             return None, None
@@ -264,14 +269,14 @@ async def reconcile_once(
     runtime: CloudRuntime, kinds: Mapping[str, ResourceKind], resource_id: uuid.UUID
 ) -> Outcome | None:
     """One pass over the resource; returns when to look again (None: not needed)."""
-    async with _exclusively(runtime, resource_id) as acquired:
-        if not acquired:
+    async with _exclusively(runtime, resource_id) as connection:
+        if connection is None:
             log.info("reconcile_pass_skipped", resource_id=str(resource_id))
             return Requeue(after=runtime.settings.reconcile_poll_seconds)
         log.debug("reconcile_pass_started", resource_id=str(resource_id), **_clock())
         outcome: Outcome | None = None
         try:
-            outcome = await _pass(runtime, kinds, resource_id)
+            outcome = await _pass(runtime, kinds, resource_id, connection)
         finally:
             log.debug(
                 "reconcile_pass_finished",
@@ -288,9 +293,12 @@ def _clock() -> dict[str, float | int]:
 
 
 async def _pass(
-    runtime: CloudRuntime, kinds: Mapping[str, ResourceKind], resource_id: uuid.UUID
+    runtime: CloudRuntime,
+    kinds: Mapping[str, ResourceKind],
+    resource_id: uuid.UUID,
+    connection: AsyncConnection,
 ) -> Outcome | None:
-    resource, operation = await _load(runtime, resource_id)
+    resource, operation = await _load(connection, resource_id)
     if resource is None:
         return None
     if resource.status == ResourceStatus.deleted.value and operation is None:
