@@ -147,7 +147,9 @@ class Settings(BaseSettings):
         "separate `lariba worker` processes).",
     )
     worker_concurrency: Annotated[int, Field(ge=1, le=64)] = Field(
-        default=4, description="Jobs one worker runs at once."
+        default=8,
+        description="Jobs one worker runs at once. A reconcile pass spends most of its "
+        "time waiting for the provider, so one worker keeps several going.",
     )
     worker_metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
         default=0,
