@@ -381,3 +381,35 @@ async def test_concurrent_creates_of_one_name_make_one_instance(
     assert sorted(a.status_code for a in answers) == [202, 409, 409, 409]
     assert {a.json()["code"] for a in answers if a.status_code == 409} == {"name_taken"}
     assert await db.scalar(select(func.count()).select_from(Resource)) == 1
+
+
+async def test_concurrent_creates_never_pass_the_quota(
+    tmp_path: Path, test_database_url: str, db: AsyncSession
+) -> None:
+    """Creates through two API replicas at once, each writing its resource before it
+    checks the quota: exactly the quota's worth is accepted, no request deadlocks, and
+    the refused ones leave nothing behind."""
+    settings = cloud_settings(tmp_path, quota_instances=3)
+    async with (
+        cloud_client(settings, test_database_url, run_worker=False) as first,
+        cloud_client(settings, test_database_url, run_worker=False) as second,
+    ):
+        user, pid = await _project(first)
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    f"/v1/projects/{pid}/instances",
+                    json={**VALID, "name": f"web-{index}"},
+                    headers=user.headers,
+                )
+                for index, client in enumerate([first, second] * 5)
+            )
+        )
+    assert sorted(a.status_code for a in answers) == [202] * 3 + [403] * 7, [
+        a.text for a in answers
+    ]
+    assert {a.json()["code"] for a in answers if a.status_code == 403} == {"quota_exceeded"}
+    accepted = {a.json()["resource"]["id"] for a in answers if a.status_code == 202}
+    assert {str(i) for i in (await db.scalars(select(Resource.id))).all()} == accepted
+    assert await db.scalar(select(func.count()).select_from(Operation)) == 3
+    assert await db.scalar(select(func.count()).select_from(ResourceEvent)) == 3

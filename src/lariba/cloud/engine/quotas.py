@@ -73,8 +73,10 @@ async def quota_use(
     settings: Settings,
     project_id: uuid.UUID,
     limits: dict[str, int] | None = None,
+    excluding: uuid.UUID | None = None,
 ) -> list[QuotaUse]:
-    """Every quota with its use; ``limits`` when the caller has read them already."""
+    """Every quota with its use; ``limits`` when the caller has read them already, and
+    without the resource ``excluding`` (one the caller is adding)."""
     if limits is None:
         limits = await project_limits(session, settings=settings, project_id=project_id)
     entry = func.jsonb_each_text(Resource.usage).table_valued("key", "value").alias("entry")
@@ -91,6 +93,7 @@ async def quota_use(
         .where(
             Resource.project_id == project_id,
             Resource.status != ResourceStatus.deleted.value,
+            *([Resource.id != excluding] if excluding is not None else []),
         )
         .group_by(entry.c.key)
     )
@@ -112,10 +115,17 @@ async def reserve(
     settings: Settings,
     project_id: uuid.UUID,
     requested: dict[str, int],
+    adding: uuid.UUID | None = None,
 ) -> None:
     """Refuses (403 ``quota_exceeded``) unless ``requested`` fits in what is left. Locks
-    the project row, so concurrent requests of one project are counted one at a time;
-    the caller then writes the resource's ``usage`` in the same transaction."""
+    the project row until the transaction ends, so concurrent requests of one project
+    are counted one at a time; the caller writes the resource's ``usage`` in the same
+    transaction. ``adding``: the new resource whose ``usage`` is ``requested``, already
+    written by this transaction — checking last holds the lock for less time.
+
+    The lock is ``FOR NO KEY UPDATE``: it queues behind other creates' locks but not
+    behind the key-share lock a resource's insert takes on its project (its foreign key),
+    so two creates that each inserted first cannot deadlock."""
     # The lock and the project's own limits in one statement: it is on every create.
     overrides = (
         await session.execute(
@@ -123,11 +133,14 @@ async def reserve(
             .select_from(Project)
             .outerjoin(ProjectQuota, ProjectQuota.project_id == Project.id)
             .where(Project.id == project_id)
-            .with_for_update(of=Project)
+            .with_for_update(of=Project, key_share=True)
         )
     ).scalar()
     limits = {**default_limits(settings), **(overrides or {})}
-    for use in await quota_use(session, settings=settings, project_id=project_id, limits=limits):
+    uses = await quota_use(
+        session, settings=settings, project_id=project_id, limits=limits, excluding=adding
+    )
+    for use in uses:
         wanted = requested.get(use.name, 0)
         if wanted > 0 and use.in_use + use.reserved + wanted > use.limit:
             raise QuotaExceeded(use, wanted)

@@ -65,9 +65,12 @@ async def create_resource(
     desired_state: DesiredState = DesiredState.running,
 ) -> tuple[Resource, Operation]:
     """Adds a resource and its ``create`` operation: 409 ``name_taken`` when the project
-    has a live one of that kind and name, 403 ``quota_exceeded`` when ``usage`` does not
-    fit, or what ``cloud.admission_checks`` refuse. Nothing reaches the provider until the
-    reconciler picks the operation up."""
+    has a live one of that kind and name, what ``cloud.admission_checks`` refuse, or 403
+    ``quota_exceeded`` when ``usage`` does not fit. Nothing reaches the provider until the
+    reconciler picks the operation up, and a refusal rolls everything back.
+
+    The quota comes last: its check locks the project until the request commits, and
+    creates in one project queue on that lock, so it is held for as little as can be."""
     project_id = access.project.id
     taken = await session.scalar(
         select(Resource.id).where(
@@ -79,7 +82,6 @@ async def create_resource(
     )
     if taken is not None:
         raise _name_taken(kind, name)
-    await quotas.reserve(session, settings=cloud.settings, project_id=project_id, requested=usage)
     for check in cloud.admission_checks:
         await check(session, cloud, project_id, kind)
     resource = Resource(
@@ -111,6 +113,13 @@ async def create_resource(
         actor=access.principal.actor,
     )
     await audit_change(session, ctx=ctx, access=access, action=f"{kind}.create", resource=resource)
+    await quotas.reserve(
+        session,
+        settings=cloud.settings,
+        project_id=project_id,
+        requested=usage,
+        adding=resource.id,
+    )
     return resource, operation
 
 
