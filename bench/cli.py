@@ -54,12 +54,28 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _proc_stat_ticks() -> list[int] | None:
+    try:
+        return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def stolen_cpu_seconds() -> float:
+    """CPU seconds the hypervisor ran other guests while this machine's cores wanted to
+    run (``steal`` in /proc/stat) since boot; NaN off Linux or when not reported. On a
+    shared VM, steal during a run makes every process look slower at once."""
+    ticks = _proc_stat_ticks()
+    if ticks is None or len(ticks) < 8:
+        return float("nan")
+    return ticks[7] / os.sysconf("SC_CLK_TCK")
+
+
 def busy_cpu_seconds() -> float:
     """CPU seconds the whole machine has spent busy since boot (every process, every
     core); NaN off Linux."""
-    try:
-        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
+    ticks = _proc_stat_ticks()
+    if ticks is None:
         return float("nan")
     idle = ticks[3] + ticks[4]  # idle + iowait
     # user, nice, system, irq, softirq: steal and guest time are not this machine's work.

@@ -22,7 +22,7 @@ import httpx
 import psycopg
 from botocore.config import Config
 
-from bench.cli import busy_cpu_seconds, progress
+from bench.cli import busy_cpu_seconds, progress, stolen_cpu_seconds
 from bench.servers import (
     MotoServer,
     PostgresServer,
@@ -111,8 +111,12 @@ class Phase:
     def other_work_cores(self) -> float:
         """Cores' worth of CPU that processes other than the benchmark's used meanwhile
         (a configured PostgreSQL on this machine counts as other work)."""
-        ours = sum(v for name, v in self.cpu.items() if name != "machine" and not math.isnan(v))
+        ours = sum(v for name, v in self.cpu.items() if name not in _MACHINE and not math.isnan(v))
         return max(0.0, self.cpu["machine"] - ours) / self.seconds
+
+    def stolen_cores(self) -> float:
+        """Cores' worth of CPU the hypervisor gave other guests meanwhile (NaN: unknown)."""
+        return self.cpu.get("stolen", float("nan")) / self.seconds
 
     def as_json(self, count: int, *, baseline_seconds: float | None) -> dict[str, Any]:
         """The phase's figures; with ``baseline_seconds``, also its ratio to them."""
@@ -125,9 +129,10 @@ class Phase:
             "cpu_ms_per_instance": {
                 name: _rounded(value * 1000 / count, 1)
                 for name, value in self.cpu.items()
-                if name != "machine"
+                if name not in _MACHINE
             },
             "other_work_cores": _rounded(self.other_work_cores(), 2),
+            "stolen_cores": _rounded(self.stolen_cores(), 2),
         }
         if baseline_seconds is not None:
             row["ratio"] = round(baseline_seconds / self.seconds, 3)
@@ -149,6 +154,10 @@ class Phase:
                 "slots_busy": round(self.jobs.slots_busy, 3),
             }
         return row
+
+
+# Meter entries about the whole machine rather than a process group of the benchmark.
+_MACHINE = ("machine", "stolen")
 
 
 def _rounded(value: float, digits: int) -> float | None:
@@ -174,7 +183,11 @@ class Meter:
 
     def __init__(self, moto: MotoServer, processes: dict[str, Callable[[], float]]) -> None:
         self._moto = moto
-        self._sources = processes | {"moto": moto.cpu_seconds, "machine": busy_cpu_seconds}
+        self._sources = processes | {
+            "moto": moto.cpu_seconds,
+            "machine": busy_cpu_seconds,
+            "stolen": stolen_cpu_seconds,
+        }
         self._cpu: dict[str, float] = {}
         self._requests = 0
 

@@ -274,6 +274,15 @@ def _print_report(report: dict[str, Any]) -> None:
             "WARNING: the machine was busy with other work; the times are long and noisy "
             "(CPU ms/instance suffers less), rerun on a quiet machine"
         )
+    stolen = "; ".join(
+        f"{row['target']} {_number(row['stolen_cores'], 0, 2)}" for row in report["results"]
+    )
+    print(f"CPU taken by the hypervisor for other guests (steal), in cores: {stolen}")
+    if any((row["stolen_cores"] or 0) > _QUIET_BUSY_CORES for row in report["results"]):
+        print(
+            "WARNING: the host was short of CPU for this VM (steal); every process ran "
+            "slower at once, the CPU ms/instance of that phase too; compare other runs"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
