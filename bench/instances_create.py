@@ -129,18 +129,33 @@ def _benchmark(options: Options, stack: contextlib.ExitStack) -> dict[str, Any]:
     configured = os.environ.get("LARIBA_BENCH_DATABASE_URL") or None
     progress("starting PostgreSQL" if configured is None else "using the configured PostgreSQL")
     postgres = stack.enter_context(postgres_server(configured, workdir))
-    progress("starting the moto server")
-    moto = MotoServer.start(env=_server_env(), workdir=workdir)
-    stack.callback(moto.stop)
     catalog = load_catalog("aws")
+    phase_number = 0
+
+    def fresh_moto_server() -> MotoServer:
+        """A moto process of the phase's own: a reset empties moto's state but not its
+        process, which a phase of hundreds of concurrent requests leaves slower for the
+        next one; a new process gives every phase, the loop's too, the same start."""
+        nonlocal phase_number
+        phase_number += 1
+        moto = MotoServer.start(env=_server_env(), workdir=workdir, name=f"moto-{phase_number}")
+        stack.callback(moto.stop)
+        return moto
+
+    def finished(moto: MotoServer) -> None:
+        moto.check_alive()
+        moto.stop()
 
     # The loop runs first and last, and the ratios use the mean of both runs: a machine
     # that gets slower or faster during the run then weighs on both sides alike.
     progress(f"plain boto3 loop, first run: creating {load.count} instances")
+    moto = fresh_moto_server()
     first = plain_loop(moto, catalog, load, name="plain boto3 loop, 1")
+    finished(moto)
     phases = []
     for workers in options.workers:
         # One stack at a time: nothing of another phase runs while one is measured.
+        moto = fresh_moto_server()
         lariba = start_lariba(
             workers=workers,
             postgres=postgres,
@@ -152,9 +167,11 @@ def _benchmark(options: Options, stack: contextlib.ExitStack) -> dict[str, Any]:
         progress(f"{lariba.name}: starting the API and the workers")
         lariba.wait_ready()
         phases.append(lariba_phase(lariba, postgres=postgres, moto=moto, load=load))
+        finished(moto)
     progress(f"plain boto3 loop, second run: creating {load.count} instances")
+    moto = fresh_moto_server()
     last = plain_loop(moto, catalog, load, name="plain boto3 loop, 2")
-    moto.check_alive()
+    finished(moto)
     baseline_seconds = (first.seconds + last.seconds) / 2
     poll_default = _DEFAULTS["reconcile_poll_seconds"].default
     return {

@@ -293,12 +293,12 @@ class MotoServer(ServerProcess):
     port: int
 
     @classmethod
-    def start(cls, *, env: dict[str, str], workdir: Path) -> MotoServer:
+    def start(cls, *, env: dict[str, str], workdir: Path, name: str = "moto") -> MotoServer:
         port = free_port()
-        log_path = workdir / "moto.log"
+        log_path = workdir / f"{name}.log"
         command = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
         server = cls(
-            name="moto",
+            name=name,
             port=port,
             process=_popen(command, env=env, log_path=log_path),
             log_path=log_path,
