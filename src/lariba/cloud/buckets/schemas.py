@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from lariba.cloud.engine.models import Resource
 from lariba.cloud.instances.schemas import Labels
+from lariba.core.numbers import WholeNumber
 from lariba.providers.storage import (
     MAX_PARTS,
     MAX_PRESIGN_SECONDS,
@@ -216,16 +217,14 @@ class PresignRequest(BaseModel):
 
     key: ObjectKey
     method: Literal["GET", "PUT"]
-    expires_in: int = Field(
+    expires_in: WholeNumber = Field(
         default=3600,
-        strict=True,
         ge=1,
         le=MAX_PRESIGN_SECONDS,
         description="Seconds (at most 7 days).",
     )
-    content_length: int | None = Field(
+    content_length: WholeNumber | None = Field(
         default=None,
-        strict=True,
         ge=0,
         le=MAX_SINGLE_PUT_BYTES,
         description="PUT only, and required: the exact size of the upload, checked against "
@@ -288,17 +287,17 @@ class UploadOut(BaseModel):
 class PartPresignRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    part_number: int = Field(strict=True, ge=1, le=MAX_PARTS)
-    content_length: int = Field(
-        strict=True, ge=1, le=MAX_SINGLE_PUT_BYTES, description="The part's exact size (signed)."
+    part_number: WholeNumber = Field(ge=1, le=MAX_PARTS)
+    content_length: WholeNumber = Field(
+        ge=1, le=MAX_SINGLE_PUT_BYTES, description="The part's exact size (signed)."
     )
-    expires_in: int = Field(default=3600, strict=True, ge=1, le=MAX_PRESIGN_SECONDS)
+    expires_in: WholeNumber = Field(default=3600, ge=1, le=MAX_PRESIGN_SECONDS)
 
 
 class CompletedPart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    part_number: int = Field(strict=True, ge=1, le=MAX_PARTS)
+    part_number: WholeNumber = Field(ge=1, le=MAX_PARTS)
     etag: str = Field(min_length=1, max_length=128, description="The part upload's ETag.")
 
 

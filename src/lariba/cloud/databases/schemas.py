@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from lariba.cloud.engine.models import Resource
 from lariba.cloud.engine.schemas import OperationOut
 from lariba.cloud.instances.schemas import Labels
+from lariba.core.numbers import WholeNumber
 
 # RDS's ceiling for PostgreSQL storage.
 MAX_STORAGE_GB = 65536
@@ -26,10 +27,8 @@ Name = Annotated[
     ),
 ]
 StorageGb = Annotated[
-    int,
-    Field(
-        strict=True, ge=1, le=MAX_STORAGE_GB, description="Allocated storage in GB.", examples=[20]
-    ),
+    WholeNumber,
+    Field(ge=1, le=MAX_STORAGE_GB, description="Allocated storage in GB.", examples=[20]),
 ]
 
 

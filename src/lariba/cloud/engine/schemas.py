@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lariba.cloud.engine.models import Operation, ResourceEvent
 from lariba.cloud.engine.quotas import QuotaUse
+from lariba.core.numbers import WholeNumber
 
 
 class OperationError(BaseModel):
@@ -118,9 +119,9 @@ class QuotaUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    instances: int | None = Field(default=None, strict=True, ge=0, le=100_000)
-    vcpus: int | None = Field(default=None, strict=True, ge=0, le=1_000_000)
-    buckets: int | None = Field(default=None, strict=True, ge=0, le=100_000)
-    storage_bytes: int | None = Field(default=None, strict=True, ge=0, le=2**62)
-    databases: int | None = Field(default=None, strict=True, ge=0, le=100_000)
-    database_storage_gb: int | None = Field(default=None, strict=True, ge=0, le=10_000_000)
+    instances: WholeNumber | None = Field(default=None, ge=0, le=100_000)
+    vcpus: WholeNumber | None = Field(default=None, ge=0, le=1_000_000)
+    buckets: WholeNumber | None = Field(default=None, ge=0, le=100_000)
+    storage_bytes: WholeNumber | None = Field(default=None, ge=0, le=2**62)
+    databases: WholeNumber | None = Field(default=None, ge=0, le=100_000)
+    database_storage_gb: WholeNumber | None = Field(default=None, ge=0, le=10_000_000)

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from lariba.core.addresses import EmailAddress
-from lariba.core.amounts import DecimalAmount
+from lariba.core.numbers import DecimalAmount
 from lariba.monitoring.alerts.models import AlertRule, AlertStateChange
 from lariba.monitoring.metrics.definitions import Aggregate
 from lariba.monitoring.metrics.errors import InvalidQuery

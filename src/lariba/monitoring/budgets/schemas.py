@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from lariba.core.amounts import DecimalAmount
+from lariba.core.numbers import DecimalAmount, WholeNumber
 
 DEFAULT_THRESHOLDS = [50, 80, 100]
 
@@ -20,7 +20,7 @@ class BudgetIn(BaseModel):
         Field(gt=0, max_digits=14, decimal_places=2, description="The monthly amount, in USD."),
     ]
     thresholds: Annotated[
-        list[Annotated[int, Field(strict=True, ge=1, le=1000)]],
+        list[Annotated[WholeNumber, Field(ge=1, le=1000)]],
         Field(
             min_length=1,
             max_length=10,
