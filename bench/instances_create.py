@@ -282,24 +282,28 @@ def _print_report(report: dict[str, Any]) -> None:
         f"{machine_info['moto']}, boto3 {machine_info['boto3']}, PostgreSQL "
         f"{machine_info['postgresql']}"
     )
-    others = "; ".join(
-        f"{row['target']} {_number(row['other_work_cores'], 0, 2)}" for row in report["results"]
+    _print_per_phase(
+        report,
+        "other_work_cores",
+        "other work on the machine during each phase, in cores",
+        "WARNING: the machine was busy with other work; the times are long and noisy "
+        "(CPU ms/instance suffers less), rerun on a quiet machine",
     )
-    print(f"other work on the machine during each phase, in cores: {others}")
-    if any((row["other_work_cores"] or 0) > _QUIET_BUSY_CORES for row in report["results"]):
-        print(
-            "WARNING: the machine was busy with other work; the times are long and noisy "
-            "(CPU ms/instance suffers less), rerun on a quiet machine"
-        )
-    stolen = "; ".join(
-        f"{row['target']} {_number(row['stolen_cores'], 0, 2)}" for row in report["results"]
+    _print_per_phase(
+        report,
+        "stolen_cores",
+        "CPU taken by the hypervisor for other guests (steal), in cores",
+        "WARNING: the host was short of CPU for this VM (steal); every process ran "
+        "slower at once, the CPU ms/instance of that phase too; compare other runs",
     )
-    print(f"CPU taken by the hypervisor for other guests (steal), in cores: {stolen}")
-    if any((row["stolen_cores"] or 0) > _QUIET_BUSY_CORES for row in report["results"]):
-        print(
-            "WARNING: the host was short of CPU for this VM (steal); every process ran "
-            "slower at once, the CPU ms/instance of that phase too; compare other runs"
-        )
+
+
+def _print_per_phase(report: dict[str, Any], key: str, title: str, warning: str) -> None:
+    """One figure per phase on a line, and ``warning`` when one is above the quiet level."""
+    rows = report["results"]
+    print(f"{title}: " + "; ".join(f"{row['target']} {_number(row[key], 0, 2)}" for row in rows))
+    if any((row[key] or 0) > _QUIET_BUSY_CORES for row in rows):
+        print(warning)
 
 
 def main(argv: list[str] | None = None) -> int:
