@@ -212,6 +212,30 @@ async def test_a_single_valued_query_parameter_given_twice_is_422(
     assert listed.json()["items"] == []
 
 
+async def test_times_in_query_strings_are_iso_8601_only(
+    client: httpx.AsyncClient, alice: TestUser
+) -> None:
+    """A bare number would be read as a Unix time (``to=-4.7e-104`` as 1970): 422."""
+    project = await client.post("/v1/projects", json={"name": "times"}, headers=alice.headers)
+    audit = f"/v1/projects/{project.json()['id']}/audit"
+    for value in ("0.5", "1700000000", "-4.710899098397819e-104", "1e3", " 12 "):
+        for name in ("from", "to"):
+            response = await client.get(audit, params={name: value}, headers=alice.headers)
+            assert response.status_code == 422, (name, value, response.text)
+            assert [e["field"] for e in response.json()["errors"]] == [name]
+            exported = await client.get(
+                f"{audit}/export", params={name: value}, headers=alice.headers
+            )
+            assert exported.status_code == 422, (name, value, exported.text)
+    listed = await client.get(
+        audit,
+        params={"from": "2026-11-30T12:00:00Z", "to": "2099-01-01T00:00:00+01:00"},
+        headers=alice.headers,
+    )
+    assert listed.status_code == 200, listed.text
+    assert [e["action"] for e in listed.json()["items"]] == ["project.create"]
+
+
 def test_warm_up_builds_before_the_first_request_what_it_would_wait_for(
     settings: Settings, test_database_url: str
 ) -> None:

@@ -7,8 +7,12 @@ from pydantic import BeforeValidator
 
 def _refuse_bare_numbers(value: object) -> object:
     """Pydantic reads a bare number as a Unix time; the API promises (and documents)
-    ISO 8601, so ``from=0.5`` is refused rather than read as 1970."""
-    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+    ISO 8601, so ``from=0.5`` (or ``-4.7e-104``) is refused rather than read as 1970."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
         raise ValueError("use ISO 8601, such as 2026-11-30T12:00:00Z")
     return value
 
