@@ -78,6 +78,9 @@ async def test_creating_a_project_makes_the_creator_its_owner(
     [
         ({"name": "   "}, "name"),
         ({"name": "x" * 101}, "name"),
+        # The length is what was sent, as the schema's maxLength says, spaces included.
+        ({"name": " " + "x" * 100}, "name"),
+        ({"name": "ok", "description": " " + "d" * 1000}, "description"),
         ({}, "name"),
         ({"name": "ok", "description": "d" * 1001}, "description"),
     ],
@@ -89,6 +92,19 @@ async def test_invalid_project_fields_are_named(
     assert response.status_code == 422
     assert [e["field"] for e in response.json()["errors"]] == [field]
     assert await db.scalar(select(func.count()).select_from(Project)) == 0
+
+
+async def test_surrounding_spaces_are_removed_from_names(
+    client: httpx.AsyncClient, alice: TestUser, db: AsyncSession
+) -> None:
+    response = await client.post(
+        "/v1/projects", json={"name": "  shop  ", "description": " d "}, headers=alice.headers
+    )
+    assert response.status_code == 201, response.text
+    assert (response.json()["name"], response.json()["description"]) == ("shop", "d")
+    assert await db.scalar(select(Project.name)) == "shop"
+    blank = await client.post("/v1/projects", json={"name": "   "}, headers=alice.headers)
+    assert blank.json()["errors"][0]["message"] == "must not be blank"
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,9 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import AfterValidator, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 # ``\u0000`` in a JSON text, not preceded by an escaped backslash (``\\u0000`` is the six
 # characters backslash-u-0-0-0-0, which PostgreSQL stores fine).
@@ -76,3 +79,34 @@ def _fields_with_nul(value: Any, path: str = "") -> list[str]:
         for index, item in enumerate(value):
             found += _fields_with_nul(item, f"{path}.{index}" if path else str(index))
     return found
+
+
+def _trimmed(value: str) -> str:
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("must not be blank")
+    return stripped
+
+
+class _NonBlank:
+    """A name's text: its length checked on what was sent (the schema's ``maxLength``),
+    then surrounding spaces removed; only spaces is refused (the schema's ``pattern``)."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(_trimmed, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = r"\S"
+        return json_schema
+
+
+# Annotated[str, StringConstraints(min_length=1, max_length=N), NonBlank]: a name.
+NonBlank = _NonBlank()
+# Annotated[str, StringConstraints(max_length=N), Trimmed]: optional free text, trimmed
+# after its length was checked on what was sent.
+Trimmed = AfterValidator(str.strip)

@@ -8,13 +8,14 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from lariba.core.text import NonBlank
 from lariba.identity.models import Role
 
 # An API key is meant for automation that someone looks after: it has to be rotated at
 # least once a year.
 MAX_API_KEY_LIFETIME_DAYS = 365
 
-KeyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+KeyName = Annotated[str, StringConstraints(min_length=1, max_length=100), NonBlank]
 
 
 class ApiKeyCreate(BaseModel):

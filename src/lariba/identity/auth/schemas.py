@@ -10,9 +10,10 @@ from fastapi import Form
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from lariba.core.addresses import EmailAddress
+from lariba.core.text import NonBlank
 
 Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=200), NonBlank]
 
 
 class SignupRequest(BaseModel):

@@ -6,11 +6,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from lariba.core.text import NonBlank
 from lariba.identity.auth.schemas import Password
 
-SecondFactorCode = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
-]
+SecondFactorCode = Annotated[str, StringConstraints(min_length=1, max_length=64), NonBlank]
 
 
 class MfaStatus(BaseModel):

@@ -17,10 +17,11 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from lariba.core.addresses import EmailAddress
+from lariba.core.text import NonBlank, Trimmed
 from lariba.identity.models import Project, Role
 
-ProjectName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-ProjectDescription = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
+ProjectName = Annotated[str, StringConstraints(min_length=1, max_length=100), NonBlank]
+ProjectDescription = Annotated[str, StringConstraints(max_length=1000), Trimmed]
 
 
 def _refuse_owner(value: Any) -> Any:
