@@ -1,6 +1,11 @@
-"""NUL characters in what a request sends. PostgreSQL text cannot hold U+0000, so a NUL in a
-name, a filter or a label would fail deep inside a query: a 500, or an export stream cut
-after its 200. They are refused up front, with a 422 naming where they were."""
+"""Text in what a request sends.
+
+NUL characters: PostgreSQL text cannot hold U+0000, so a NUL in a name, a filter or a
+label would fail deep inside a query: a 500, or an export stream cut after its 200. They
+are refused up front, with a 422 naming where they were.
+
+Names (``NonBlank``) and free text (``Trimmed``): measured as sent, then trimmed, so the
+schema's ``maxLength`` and what the API takes agree."""
 
 from __future__ import annotations
 
