@@ -1,11 +1,14 @@
 """JSON types are taken at their word, generated from the OpenAPI document: a body field
-the schema calls a boolean, an integer or a number refuses a value of another JSON type
+(nested ones, array items and union variants included) the schema calls a boolean, an
+integer or a number refuses a value of another JSON type
 (``0`` or ``"true"`` for a boolean, ``"1"`` for an integer) with a 422 naming it, rather
 than guessing what the caller meant. A guess that turns ``0.0`` into ``false`` switches
 something off that the caller may have meant to switch on."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -47,6 +50,60 @@ def _types(app: FastAPI, schema: dict[str, Any]) -> set[str]:
     return found
 
 
+@dataclass(frozen=True)
+class Scalar:
+    """A boolean, integer or number field somewhere in a body: ``wrap`` puts a value at
+    its place (inside its objects and arrays, with the constants that choose a variant
+    of a union), ``label`` is its dotted path."""
+
+    label: str
+    name: str
+    types: frozenset[str]
+    wrap: Callable[[Any], Any]
+
+
+def _scalars(
+    app: FastAPI,
+    schema: dict[str, Any],
+    *,
+    label: str = "",
+    wrap: Callable[[Any], Any] = lambda value: value,
+    depth: int = 0,
+) -> list[Scalar]:
+    """Every scalar field of ``schema``, nested objects, array items and union variants
+    included."""
+    schema = resolve(app, schema)
+    if depth > 4:
+        return []
+    found: list[Scalar] = []
+    for option in [*schema.get("anyOf", []), *schema.get("oneOf", [])]:
+        if "$ref" in option or option.get("type") in ("object", "array"):
+            found += _scalars(app, option, label=label, wrap=wrap, depth=depth + 1)
+    if isinstance(schema.get("items"), dict):
+
+        def in_list(value: Any, outer: Callable[[Any], Any] = wrap) -> Any:
+            return outer([value])
+
+        found += _scalars(app, schema["items"], label=f"{label}.0", wrap=in_list, depth=depth + 1)
+    properties: dict[str, Any] = schema.get("properties", {})
+    constants = {
+        name: resolve(app, prop)["const"]
+        for name, prop in properties.items()
+        if "const" in resolve(app, prop)
+    }
+    for name, prop in properties.items():
+        inner = f"{label}.{name}" if label else name
+
+        def place(value: Any, name: str = name, outer: Callable[[Any], Any] = wrap) -> Any:
+            return outer({**constants, name: value})
+
+        types = _types(app, prop) & COERCIBLE.keys()
+        if types:
+            found.append(Scalar(inner, name, frozenset(_types(app, prop)), place))
+        found += _scalars(app, prop, label=inner, wrap=place, depth=depth + 1)
+    return found
+
+
 async def test_scalars_of_another_json_type_are_422_naming_the_field(
     app: FastAPI,
     client: httpx.AsyncClient,
@@ -61,12 +118,11 @@ async def test_scalars_of_another_json_type_are_422_naming_the_field(
     for op in json_bodies(app):
         caller = platform_admin_user if op.path.startswith("/v1/admin/") else alice
         url = op.url(project_id=project["id"], user_id=alice.id)
-        for field, schema in resolve(app, op.body_schema or {}).get("properties", {}).items():
-            types = _types(app, schema)
-            for kind in types & COERCIBLE.keys():
-                for value in (v for v in COERCIBLE[kind] if not _allowed(v, types)):
+        for scalar in _scalars(app, op.body_schema or {}):
+            for kind in scalar.types & COERCIBLE.keys():
+                for value in (v for v in COERCIBLE[kind] if not _allowed(v, set(scalar.types))):
                     response = await client.request(
-                        op.method, url, json={field: value}, headers=caller.headers
+                        op.method, url, json=scalar.wrap(value), headers=caller.headers
                     )
                     checked += 1
                     named = (
@@ -74,8 +130,8 @@ async def test_scalars_of_another_json_type_are_422_naming_the_field(
                         if response.status_code == 422
                         else []
                     )
-                    if not any(name.split(".")[-1] == field for name in named):
-                        lenient.append(f"{op.method} {op.path} {field}={value!r}")
+                    if not any(name.split(".")[-1] == scalar.name for name in named):
+                        lenient.append(f"{op.method} {op.path} {scalar.label}={value!r}")
     assert not lenient, f"fields that took a value of another JSON type: {lenient}"
-    assert checked >= 60
+    assert checked >= 80
     assert not changed(before, await project_rows(db, project["id"], request_counts=False))

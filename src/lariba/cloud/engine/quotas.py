@@ -64,6 +64,10 @@ async def project_limits(
     overrides = await session.scalar(
         select(ProjectQuota.limits).where(ProjectQuota.project_id == project_id)
     )
+    return _with_overrides(settings, overrides)
+
+
+def _with_overrides(settings: Settings, overrides: dict[str, int] | None) -> dict[str, int]:
     return {**default_limits(settings), **(overrides or {})}
 
 
@@ -136,7 +140,7 @@ async def reserve(
             .with_for_update(of=Project, key_share=True)
         )
     ).scalar()
-    limits = {**default_limits(settings), **(overrides or {})}
+    limits = _with_overrides(settings, overrides)
     uses = await quota_use(
         session, settings=settings, project_id=project_id, limits=limits, excluding=adding
     )

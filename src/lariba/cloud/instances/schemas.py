@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from lariba.cloud.engine.models import Resource
+from lariba.core.numbers import WholeNumber
 
 # EC2 refuses user data over 16 KiB.
 MAX_USER_DATA_BYTES = 16 * 1024
@@ -68,8 +69,8 @@ class FirewallRuleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     protocol: Literal["tcp", "udp", "icmp", "all"]
-    port_from: int | None = Field(default=None, ge=1, le=65535, examples=[22])
-    port_to: int | None = Field(
+    port_from: WholeNumber | None = Field(default=None, ge=1, le=65535, examples=[22])
+    port_to: WholeNumber | None = Field(
         default=None, ge=1, le=65535, description="Defaults to port_from.", examples=[22]
     )
     cidr: str = Field(
