@@ -157,6 +157,8 @@ def worker() -> None:
         cloud = CloudRuntime.create(
             settings, database_url=url, sessionmaker=create_sessionmaker(engine)
         )
+        # Before taking jobs: the first ones would otherwise wait for boto3's clients.
+        cloud.provider.warm_up()
         jobs = job_queue(settings, url, cloud)
         await jobs.open()
         try:

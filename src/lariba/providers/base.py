@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -201,3 +202,6 @@ class Provider:
     storage: StorageProvider | None = None
     database: DatabaseProvider | None = None
     metrics: MetricsProvider | None = None
+    # Builds now what the first calls would (boto3's clients): a server or worker calls it
+    # before it takes work.
+    warm_up: Callable[[], None] = field(default=lambda: None)

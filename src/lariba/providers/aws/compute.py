@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
@@ -76,6 +77,9 @@ class AwsCompute:
         )
         self._amis = AmiResolver()
         self._vpcs: dict[str, str] = {}
+
+    def warm_up(self, regions: Sequence[str]) -> None:
+        self._clients.warm(regions)
 
     def _client(self, region: str) -> EC2Client:
         if self._catalog.region(region) is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -126,6 +126,10 @@ class AwsDatabases:
             )
             for service in ("rds", "cloudwatch")
         }
+
+    def warm_up(self, regions: Sequence[str]) -> None:
+        for clients in self._clients.values():
+            clients.warm(regions)
 
     def _client(self, service: str, region: str) -> Any:
         if self._catalog.region(region) is None:

@@ -69,6 +69,9 @@ class AwsMetrics:
             max_attempts=max_attempts,
         )
 
+    def warm_up(self, regions: Sequence[str]) -> None:
+        self._clients.warm(regions)
+
     async def sample(self, instances: Sequence[MeasuredInstance]) -> list[Sample]:
         end = datetime.now(UTC).replace(microsecond=0)
         # Periods aligned on the epoch, as CloudWatch aggregates them.

@@ -110,6 +110,9 @@ class AwsStorage:
 
     # Buckets
 
+    def warm_up(self, regions: Sequence[str]) -> None:
+        self._clients.warm(regions)
+
     async def create_bucket(self, spec: BucketSpec) -> ObservedBucket:
         s3 = self._clients.region(spec.region)
         name = bucket_name(spec.resource_id)
