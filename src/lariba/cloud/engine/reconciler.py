@@ -15,12 +15,30 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import procrastinate
 import structlog
 from procrastinate import JobContext
-from sqlalchemy import func, select, text
+from sqlalchemy import (
+    CTE,
+    Select,
+    String,
+    Table,
+    Text,
+    and_,
+    case,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from lariba.cloud.engine.models import (
@@ -28,15 +46,13 @@ from lariba.cloud.engine.models import (
     Operation,
     OperationStatus,
     Resource,
+    ResourceEvent,
     ResourceStatus,
 )
 from lariba.cloud.engine.operations import (
     RECONCILE_TASK,
-    active_operation,
     enqueue_reconcile,
     reconcile_locks,
-    record_event,
-    set_status,
 )
 from lariba.cloud.engine.runtime import CloudRuntime
 from lariba.core.jobs import TaskRegistrar
@@ -92,13 +108,20 @@ class _Finish:
 class ReconcilePass:
     """One pass over one resource. ``resource`` and ``operation`` are snapshots taken at
     the start. ``note`` keeps observations in memory; ``save`` writes them, with any
-    status change, in one short transaction: a pass commits only what must be durable
-    before its next provider call (the intent to create) and what it found at the end."""
+    status change, in one statement on the connection that holds the pass's lock: a pass
+    commits only what must be durable before its next provider call (the intent to
+    create) and what it found at the end."""
 
     def __init__(
-        self, runtime: CloudRuntime, resource: Resource, operation: Operation | None
+        self,
+        runtime: CloudRuntime,
+        resource: Resource,
+        operation: Operation | None,
+        connection: AsyncConnection,
     ) -> None:
         self.runtime = runtime
+        # The pass's own connection (autocommit), which holds its advisory lock.
+        self.connection = connection
         self.resource = resource
         self.operation = operation
         self.generation = resource.generation
@@ -128,55 +151,35 @@ class ReconcilePass:
     ) -> None:
         """Records what the pass saw or did. A status change (and the end of the
         operation) is skipped when the user changed the desired state meanwhile: a newer
-        pass is queued and will set it. ``fields`` are always kept."""
+        pass is queued and will set it. ``fields`` are always kept.
+
+        One statement, so one round trip and its own transaction: it locks the resource
+        row, updates it when something changed, records the status change's event and
+        moves the operation on."""
         fields = {**self._noted, **fields}
         self._noted = {}
-        async with self.runtime.sessionmaker.begin() as session:
-            resource = await session.get(Resource, self.resource.id, with_for_update=True)
-            if resource is None:
-                return
-            for name, value in fields.items():
-                setattr(resource, name, value)
-            current = resource.generation == self.generation
-            operation_id = self.operation.id if self.operation is not None else None
-            if status is not None and current:
-                if event_type == "status_changed":
-                    set_status(session, resource, status, reason=reason, operation_id=operation_id)
-                else:
-                    record_event(
-                        session,
-                        resource,
-                        from_status=resource.status,
-                        to_status=status,
-                        reason=reason,
-                        operation_id=operation_id,
-                        type=event_type,
-                    )
-                    resource.status = status
-                    resource.status_reason = reason
-            if self.operation is not None:
-                operation = await session.get(Operation, self.operation.id, with_for_update=True)
-                if operation is not None and operation.status in ACTIVE_OPERATION:
-                    if operation.status == OperationStatus.pending.value:
-                        operation.status = OperationStatus.running.value
-                        operation.started_at = func.now()
-                    if progress:
-                        operation.progress = progress[:200]
-                    if operation_params:
-                        operation.params = {**operation.params, **operation_params}
-                        self.operation.params = operation.params
-                    if finish is not None and operation.target_generation == resource.generation:
-                        outcome = (
-                            OperationStatus.succeeded
-                            if finish.succeeded
-                            else OperationStatus.failed
-                        )
-                        operation.status = outcome.value
-                        operation.error = finish.error
-                        operation.progress = None
-                        operation.finished_at = func.now()
-            await session.flush()
-            self.resource = resource
+        statement = _save_statement(
+            self,
+            status=status,
+            reason=reason,
+            event_type=event_type,
+            progress=progress,
+            operation_params=operation_params,
+            finish=finish,
+            fields=fields,
+        )
+        row = (await self.connection.execute(statement)).mappings().one_or_none()
+        if row is None:
+            return
+        resource = Resource(**{column.key: row[column.name] for column in _RESOURCES.c})
+        for name, value in fields.items():
+            setattr(resource, name, value)
+        if status is not None and resource.generation == self.generation:
+            resource.status = status
+            resource.status_reason = reason
+        self.resource = resource
+        if self.operation is not None and operation_params:
+            self.operation.params = {**self.operation.params, **operation_params}
 
     async def converge(self, status: str | None = None) -> None:
         """The resource matches its desired state: records it (and ``status``) and ends
@@ -232,6 +235,122 @@ class ReconcilePass:
         return Requeue(after=delay)
 
 
+_RESOURCES = cast(Table, Resource.__table__)
+_OPERATIONS = cast(Table, Operation.__table__)
+_EVENTS = cast(Table, ResourceEvent.__table__)
+
+
+def _save_statement(
+    work: ReconcilePass,
+    *,
+    status: str | None,
+    reason: str | None,
+    event_type: str,
+    progress: str | None,
+    operation_params: Mapping[str, Any] | None,
+    finish: _Finish | None,
+    fields: Mapping[str, Any],
+) -> Select[Any]:
+    """``ReconcilePass.save`` as one statement: the resource row locked (``old``, what it
+    returns), then data-modifying CTEs that all see that row. The resource is updated
+    only when a value differs, as the ORM would; the event only when the status or its
+    reason changes (drift is always recorded)."""
+    old = select(_RESOURCES).where(_RESOURCES.c.id == work.resource.id).with_for_update().cte("old")
+    current = old.c.generation == work.generation
+    writes: list[CTE] = []
+    values: dict[Any, Any] = {_RESOURCES.c[name]: value for name, value in fields.items()}
+    differs = [_RESOURCES.c[name].is_distinct_from(value) for name, value in fields.items()]
+    operation_id = work.operation.id if work.operation is not None else None
+    if status is not None:
+        values[_RESOURCES.c.status] = case((current, status), else_=_RESOURCES.c.status)
+        values[_RESOURCES.c.status_reason] = case(
+            (current, reason), else_=_RESOURCES.c.status_reason
+        )
+        changes = or_(
+            old.c.status.is_distinct_from(status), old.c.status_reason.is_distinct_from(reason)
+        )
+        differs.append(and_(current, changes))
+        event = select(
+            old.c.project_id,
+            old.c.id,
+            old.c.kind,
+            literal(operation_id, UUID(as_uuid=True)),
+            literal(event_type, String),
+            old.c.status,
+            literal(status, String),
+            literal(reason, Text),
+        ).where(current, changes if event_type == "status_changed" else true())
+        writes.append(
+            insert(_EVENTS)
+            .from_select(
+                [
+                    "project_id",
+                    "resource_id",
+                    "resource_kind",
+                    "operation_id",
+                    "type",
+                    "from_status",
+                    "to_status",
+                    "reason",
+                ],
+                event,
+            )
+            .cte("event")
+        )
+    if values:
+        writes.append(
+            update(_RESOURCES)
+            .where(_RESOURCES.c.id == old.c.id, or_(*differs))
+            .values(values)
+            .cte("resource")
+        )
+    if work.operation is not None:
+        writes.append(_operation_update(old, work.operation.id, progress, operation_params, finish))
+    return select(old).add_cte(*writes)
+
+
+def _operation_update(
+    old: CTE,
+    operation_id: uuid.UUID,
+    progress: str | None,
+    operation_params: Mapping[str, Any] | None,
+    finish: _Finish | None,
+) -> CTE:
+    """The active operation marked running (on the pass's first save), its progress, its
+    parameters, and its end when ``finish`` and it targets the resource's generation."""
+    ops = _OPERATIONS
+    pending = ops.c.status == OperationStatus.pending.value
+    values: dict[Any, Any] = {
+        ops.c.status: case((pending, OperationStatus.running.value), else_=ops.c.status),
+        ops.c.started_at: case((pending, func.now()), else_=ops.c.started_at),
+    }
+    if progress:
+        values[ops.c.progress] = progress[:200]
+    if operation_params:
+        values[ops.c.params] = ops.c.params.op("||")(literal(dict(operation_params), JSONB))
+    if finish is not None:
+        done = ops.c.target_generation == old.c.generation
+        outcome = OperationStatus.succeeded if finish.succeeded else OperationStatus.failed
+        values[ops.c.status] = case(
+            (done, outcome.value), (pending, OperationStatus.running.value), else_=ops.c.status
+        )
+        values[ops.c.error] = case((done, literal(finish.error, JSONB)), else_=ops.c.error)
+        values[ops.c.progress] = case(
+            (done, null()), else_=values.get(ops.c.progress, ops.c.progress)
+        )
+        values[ops.c.finished_at] = case((done, func.now()), else_=ops.c.finished_at)
+    return (
+        update(ops)
+        .where(
+            ops.c.id == operation_id,
+            ops.c.resource_id == old.c.id,
+            ops.c.status.in_(ACTIVE_OPERATION),
+        )
+        .values(values)
+        .cte("operation")
+    )
+
+
 def failure_reason(exc: ProviderError) -> str:
     return f"{exc.message} ({exc.code})"
 
@@ -258,11 +377,18 @@ async def _load(
 ) -> tuple[Resource | None, Operation | None]:
     """Reads only, on the lock's connection (autocommit: no transaction, no second
     connection); the pass's first save marks its operation running."""
+    active = and_(Operation.resource_id == Resource.id, Operation.status.in_(ACTIVE_OPERATION))
     async with AsyncSession(bind=connection, expire_on_commit=False) as session:
-        resource = await session.get(Resource, resource_id)
-        if resource is None:
+        row = (
+            await session.execute(
+                select(Resource, Operation)
+                .outerjoin(Operation, active)
+                .where(Resource.id == resource_id)
+            )
+        ).one_or_none()
+        if row is None:
             return None, None
-        return resource, await active_operation(session, resource_id)
+        return row[0], row[1]
 
 
 async def reconcile_once(
@@ -303,7 +429,7 @@ async def _pass(
         return None
     if resource.status == ResourceStatus.deleted.value and operation is None:
         return None
-    work = ReconcilePass(runtime, resource, operation)
+    work = ReconcilePass(runtime, resource, operation, connection)
     started = time.perf_counter()
     result = "error"  # an unexpected exception (database away, a bug): the job is retried
     try:
