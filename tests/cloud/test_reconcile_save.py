@@ -117,7 +117,7 @@ async def test_saves_write_status_event_and_operation_in_one_statement(
         assert change == operation.id
 
         # Nothing differs: no event, and the row is not rewritten.
-        await work.save(status="provisioning", create_attempts=1)
+        await work.save(status="provisioning", create_attempts=1, retries=0, last_error=None)
         again, _ = await fresh(db, rid)
         assert again.updated_at == resource.updated_at
         assert len(await events_of(db, rid)) == 2
@@ -133,6 +133,8 @@ async def test_saves_write_status_event_and_operation_in_one_statement(
         assert (operation.status, operation.progress) == ("succeeded", None)
         assert operation.finished_at is not None and operation.error is None
         assert (await events_of(db, rid))[-1] == ("status_changed", "provisioning", "running")
+        # None is written as SQL NULL, not as JSON's null.
+        assert await db.scalar(select(Resource.id).where(Resource.last_error.is_(None))) == rid
 
 
 async def test_a_save_after_the_user_changed_the_resource_keeps_only_observations(

@@ -258,7 +258,11 @@ def _save_statement(
     old = select(_RESOURCES).where(_RESOURCES.c.id == work.resource.id).with_for_update().cte("old")
     current = old.c.generation == work.generation
     writes: list[CTE] = []
-    values: dict[Any, Any] = {_RESOURCES.c[name]: value for name, value in fields.items()}
+    # None is SQL NULL, in what is written as in what it is compared with (bound to a JSONB
+    # column, None would be JSON's null, which differs from NULL at every save).
+    values: dict[Any, Any] = {
+        _RESOURCES.c[name]: null() if value is None else value for name, value in fields.items()
+    }
     differs = [_RESOURCES.c[name].is_distinct_from(value) for name, value in fields.items()]
     operation_id = work.operation.id if work.operation is not None else None
     if status is not None:
@@ -334,7 +338,8 @@ def _operation_update(
         values[ops.c.status] = case(
             (done, outcome.value), (pending, OperationStatus.running.value), else_=ops.c.status
         )
-        values[ops.c.error] = case((done, literal(finish.error, JSONB)), else_=ops.c.error)
+        error = null() if finish.error is None else literal(finish.error, JSONB)
+        values[ops.c.error] = case((done, error), else_=ops.c.error)
         values[ops.c.progress] = case(
             (done, null()), else_=values.get(ops.c.progress, ops.c.progress)
         )
